@@ -1,0 +1,39 @@
+# Two commands do all set-up: `make demo` and `make test`. Both build the virtual environment from
+# requirements.lock when it is missing or stale (the lock's sha256 is stamped inside the venv).
+# VENV can point outside the clone (.ci/run keeps one per lock hash in a cache directory). graphnet itself
+# is not installed into it (the venv may serve several clones): PYTHONPATH points at this checkout.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.graphnet-lock-sha256
+LOCK_SHA := $(shell sha256sum requirements.lock | cut -d' ' -f1)
+export DGLBACKEND := pytorch
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+
+.PHONY: venv demo test test-slow lint bench FORCE
+
+venv: $(STAMP)
+
+# Rebuild from nothing when the stamp is absent or names another lock: a half-built venv has no stamp.
+$(STAMP): FORCE
+	@if [ "$$(cat $(STAMP) 2>/dev/null)" != "$(LOCK_SHA)" ]; then \
+	  echo "building $(VENV) from requirements.lock (first time: ~3 GB download, several minutes)"; \
+	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && \
+	  $(PY) -m pip install --quiet --no-cache-dir -r requirements.lock && \
+	  echo "$(LOCK_SHA)" > $(STAMP); \
+	fi
+
+demo: venv
+	$(PY) -m graphnet demo
+
+test: venv
+	$(PY) -m pytest -q -m "not slow and not download" tests
+
+test-slow: venv
+	$(PY) -m pytest -q -m slow tests
+
+lint: venv
+	$(PY) -m ruff check graphnet tests experiments
+
+bench: venv
+	$(PY) experiments/benchmarks/spmm_bench.py
