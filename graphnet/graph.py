@@ -169,16 +169,17 @@ class Graph:
 
         ``reduce="max"`` (default): A <- entrywise max over the copies of each (i, j) in A and A^T,
         so an unweighted graph stays 0/1 however its file lists a pair (once, twice, or repeated).
-        ``reduce="sum"``: A <- A + A^T with duplicates summed (a pair listed once with weight w in
-        each direction ends up with 2w).
+        ``reduce="sum"``: A <- A + A^T - diag(A) with duplicates summed (a pair listed once with
+        weight w in each direction ends up with 2w; a self-loop is its own reverse and keeps w).
         """
         if self.A.shape[0] != self.A.shape[1]:
             raise GraphError(f"symmetrize: expected a square adjacency, got shape {self.A.shape}")
         if self.edge_feat is not None or self.edge_type is not None:
             raise GraphError("symmetrize: edge features/types have no defined reverse; add reverse "
                              "relations explicitly")
-        row, col = self.A.row, self.A.col
-        g = self._with_edges(torch.cat([row, col]), torch.cat([col, row]), torch.cat([self.A.val, self.A.val]))
+        row, col, val = self.A.row, self.A.col, self.A.val
+        rev = row != col  # self-loops are not copied: they are their own reverse
+        g = self._with_edges(torch.cat([row, col[rev]]), torch.cat([col, row[rev]]), torch.cat([val, val[rev]]))
         return g.coalesce(reduce=reduce)
 
     def add_self_loops(self, weight: float = 1.0) -> Graph:
@@ -217,7 +218,8 @@ class Graph:
         if reduce == "sum":
             agg = agg.index_add(0, inv, val)
         else:
-            agg = agg.fill_(float("-inf")).index_reduce(0, inv, val, "amax")
+            index = inv.view((-1,) + (1,) * (val.dim() - 1)).expand_as(val)
+            agg = agg.scatter_reduce(0, index, val, "amax", include_self=False)
         g = self._with_edges(row[first], col[first], agg, first)
         return g
 
