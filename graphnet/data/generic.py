@@ -254,23 +254,33 @@ def load_npz(
 
 
 def load_triples(path: str | Path, **options: Any) -> Any:
-    """Triples TSV files (``head<TAB>relation<TAB>tail``): ``path`` is a directory holding train/valid/test
-    files, read by ``graphnet.data.kg.load_triples`` with a card made on the fly."""
+    """Triples TSV files (``head<TAB>relation<TAB>tail``) read by ``graphnet.data.kg.load_triples``.
+
+    ``path`` is a directory holding train/valid/test files, or a single file used as the training set
+    (then valid/test are empty unless given as options).
+    """
     from graphnet.data import kg
 
     path = Path(path)
     if not path.exists():
         raise DataError(f"triples: path not found: {path}")
     card = {"name": path.stem, "loader": "triples", "files": [], "options": {}}
+    if path.is_file():
+        options = {"train": path.name, "valid": "", "test": "", **options}
     return kg.load_triples(card, path if path.is_dir() else path.parent, **options)
 
 
 def load_interactions(path: str | Path, **options: Any) -> Any:
-    """Interaction files (``user item [rating]``) read by ``graphnet.data.recsys.load_interactions``."""
+    """Interaction files (``user item [rating]``) read by ``graphnet.data.recsys.load_interactions``.
+
+    ``path`` is the interactions file itself, or a directory holding ``interactions.txt``.
+    """
     from graphnet.data import recsys
 
     path = Path(path)
     if not path.exists():
         raise DataError(f"interactions: path not found: {path}")
     card = {"name": path.stem, "loader": "interactions", "files": [], "options": {}}
+    if path.is_file():
+        options = {"path": path.name, **options}
     return recsys.load_interactions(card, path if path.is_dir() else path.parent, **options)
