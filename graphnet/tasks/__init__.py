@@ -1,0 +1,176 @@
+"""Tasks: each owns its model head, loss, training batches and metrics; the one Trainer calls them blindly.
+
+Protocol (every task; built as ``TASKS[name](**task_kwargs)``, all kwargs with defaults):
+    monitor: str, higher_is_better: bool      default early-stopping metric "val_<metric>" (final after setup)
+    setup(graph, model_name, model_kwargs, seed) -> (model, prepared graph)
+    batches(model, graph, epoch, generator) -> iterable of batches (all randomness from ``generator``)
+    loss(model, graph, batch) -> scalar tensor
+    evaluate(model, graph, split) -> {metric: float} without the split prefix; {} if the data lacks the split
+
+This module also holds the two helpers all tasks share: the registry lookup ``build_model`` (checks the
+name is valid for the task, then looks it up in graphnet.nn.MODELS) and ``NodeEncoder``, which feeds a
+model its input features, or a learnable input embedding when the graph has none, and applies the
+model's ``preprocess`` once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from graphnet.errors import ConfigError
+from graphnet.graph import Graph
+
+
+def model_registry() -> dict[str, Any]:
+    """All model constructors by name (graphnet.nn.MODELS: GNN stacks and dense baselines)."""
+    from graphnet.nn import MODELS
+
+    return MODELS
+
+
+def encoder_names() -> list[str]:
+    """Names of the GNN stacks (usable by every task on top of a learnable input embedding if needed)."""
+    from graphnet.nn import ENCODERS
+
+    return list(ENCODERS)
+
+
+def build_model(task: str, name: str, valid: Iterable[str], in_dim: int, out_dim: int,
+                **kwargs: Any) -> nn.Module:
+    """``registry[name](in_dim, out_dim, **kwargs)`` after checking ``name`` is valid for ``task``.
+
+    Raises ConfigError naming the task and its valid models for an unknown/unsuitable name, and for keyword
+    arguments the model does not take.
+    """
+    registry = model_registry()
+    valid = [n for n in valid if n in registry]
+    if name not in valid:
+        raise ConfigError(f"model.name: {name!r} is not a model for task {task!r}; valid models for "
+                          f"{task!r}: {', '.join(sorted(valid))}")
+    try:
+        return registry[name](in_dim, out_dim, **kwargs)
+    except TypeError as e:
+        if "argument" not in str(e):
+            raise
+        raise ConfigError(f"model {name!r} (task {task!r}): {e}") from e
+
+
+class NodeEncoder(nn.Module):
+    """A model from the registry plus, for featureless graphs, a learnable input embedding.
+
+    ``forward(graph)`` returns the model's node representations (N, out_dim) computed from the prepared
+    graph's A, X (or ``self.emb.weight`` when X is None), edge_type and edge_feat. ``ego()`` is the layer-0
+    table of free node vectors (the input embedding, or the model's own ``embedding`` for MF/LightGCN),
+    which recommendation regularizes.
+    """
+
+    def __init__(self, model: nn.Module, emb: nn.Embedding | None = None):
+        super().__init__()
+        self.model, self.emb = model, emb
+
+    def forward(self, graph: Graph) -> Tensor:
+        X = graph.X if self.emb is None else self.emb.weight
+        return self.model(graph.A, X, edge_type=graph.edge_type, edge_feat=graph.edge_feat)
+
+    def ego(self) -> Tensor:
+        if self.emb is not None:
+            return self.emb.weight
+        table = getattr(self.model, "embedding", None)
+        if table is None:
+            raise ConfigError(f"{type(self.model).__name__} has no node embedding table to regularize")
+        return table.weight
+
+
+def make_encoder(task: str, graph: Graph, name: str, model_kwargs: dict[str, Any], out_dim: int, emb_dim: int,
+                 valid: Iterable[str], seed: int,
+                 extra: dict[str, Any] | None = None) -> tuple[NodeEncoder, Graph]:
+    """Build ``NodeEncoder`` for ``name`` and the graph with the model's ``preprocess`` applied once.
+
+    Models with their own node embeddings (``takes_node_ids``: MF, LightGCN, KG embeddings, GC-MC) get
+    ``num_nodes``; other models read X, or an ``nn.Embedding(N, emb_dim)`` input when X is None.
+    ``extra`` holds data-dependent constructor arguments (``num_relations``, ``num_ratings``) that the task
+    passes only to the models that take them; rgcn on a graph with edge_type defaults to
+    num_relations = max(edge_type) + 1. Parameters are initialized from ``seed`` alone (global RNG
+    state is restored afterwards).
+    """
+    registry = model_registry()
+    cls = registry.get(name)
+    n = graph.num_nodes
+    kwargs = {**(extra or {}), **model_kwargs}
+    if name == "rgcn" and "num_relations" not in kwargs and graph.edge_type is not None:
+        kwargs["num_relations"] = int(graph.edge_type.max()) + 1 if graph.edge_type.numel() else 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if cls is not None and getattr(cls, "takes_node_ids", False):
+            model = build_model(task, name, valid, emb_dim, out_dim, num_nodes=n, **kwargs)
+            emb = None
+        else:
+            emb = nn.Embedding(n, emb_dim) if graph.X is None else None
+            if emb is not None:
+                nn.init.xavier_uniform_(emb.weight)
+            in_dim = emb_dim if graph.X is None else graph.X.shape[1]
+            model = build_model(task, name, valid, in_dim, out_dim, **kwargs)
+    A = model.preprocess(graph.A, graph.edge_type)
+    if A.nnz != graph.A.nnz:
+        # preprocess changed the edge set (e.g. self-loops): per-edge data no longer aligns
+        graph = graph.replace(A=A, edge_type=None, edge_feat=None)
+    else:
+        graph = graph.replace(A=A)
+    return NodeEncoder(model, emb), graph
+
+
+def isin_sorted(x: Tensor, sorted_keys: Tensor) -> Tensor:
+    """Elementwise ``x in sorted_keys`` by binary search (rejects sampled negatives that are positives)."""
+    if sorted_keys.numel() == 0:
+        return torch.zeros_like(x, dtype=torch.bool)
+    i = torch.searchsorted(sorted_keys, x).clamp(max=sorted_keys.numel() - 1)
+    return sorted_keys[i] == x
+
+
+def holdout_val(graph: Graph, frac: float, seed: int, aligned: tuple[str, ...] = ()) -> Graph:
+    """Move a seeded random ``frac`` of edge_splits["train"] (and the ``aligned`` per-pair arrays, e.g.
+    "train_rating" -> "val_rating") into a new "val" split. The caller rebuilds A from the remaining
+    training pairs, so the held-out pairs never reach message passing. No-op if "val" exists or frac = 0.
+    """
+    if frac <= 0 or "val" in graph.edge_splits:
+        return graph
+    if not 0 < frac < 1:
+        raise ConfigError(f"task.val_frac: expected a fraction in [0, 1), got {frac}")
+    train = graph.edge_splits["train"]
+    perm = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(int(seed)))
+    k = int(round(frac * train.shape[0]))
+    val_idx, train_idx = torch.sort(perm[:k])[0], torch.sort(perm[k:])[0]
+    es = dict(graph.edge_splits)
+    for key in ("train",) + aligned:
+        t = es[key]
+        es[key.replace("train", "val", 1)] = t[val_idx]
+        es[key] = t[train_idx]
+    return graph.replace(edge_splits=es)
+
+
+def require_split(task: str, splits: dict[str, Tensor], key: str, what: str) -> Tensor:
+    """splits[key] or a GraphError naming the task, the key and the keys present."""
+    from graphnet.errors import GraphError
+
+    if key not in splits:
+        raise GraphError(f"task {task!r}: expected {what} {key!r}, got keys {sorted(splits)}")
+    return splits[key]
+
+
+from graphnet.tasks.kg_completion import KGCompletion  # noqa: E402  (helpers above are imported by tasks)
+from graphnet.tasks.link_pred import LinkPrediction  # noqa: E402
+from graphnet.tasks.node_cls import NodeClassification  # noqa: E402
+from graphnet.tasks.rating import RatingPrediction  # noqa: E402
+from graphnet.tasks.recommendation import Recommendation  # noqa: E402
+
+TASKS = {
+    "node": NodeClassification,
+    "link": LinkPrediction,
+    "kg": KGCompletion,
+    "rec": Recommendation,
+    "rating": RatingPrediction,
+}

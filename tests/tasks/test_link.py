@@ -1,0 +1,168 @@
+"""Link prediction task: leak-free splits, negative sampling, loss decrease, metrics vs sklearn / ogb."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from graphnet import metrics
+from graphnet.errors import ConfigError
+from graphnet.graph import Graph
+from graphnet.tasks.link_pred import LinkPrediction
+
+
+def clusters(n_clusters: int = 3, size: int = 8, seed: int = 0) -> Graph:
+    """Featureless undirected graph: dense random clusters, few cross edges (easy to predict links)."""
+    g = torch.Generator().manual_seed(seed)
+    pairs = set()
+    for c in range(n_clusters):
+        base = c * size
+        for i in range(size):
+            for j in range(i + 1, size):
+                if torch.rand(1, generator=g).item() < 0.7:
+                    pairs.add((base + i, base + j))
+    pairs |= {(0, size), (size, 2 * size)}
+    src = [u for u, v in pairs] + [v for u, v in pairs]
+    dst = [v for u, v in pairs] + [u for u, v in pairs]
+    return Graph.from_edges(src, dst, n_clusters * size)
+
+
+def train(task, model, graph, epochs: int, lr: float = 0.02) -> list[float]:
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for epoch in range(epochs):
+        model.train()
+        losses = []
+        for batch in task.batches(model, graph, epoch, gen):
+            opt.zero_grad()
+            loss = task.loss(model, graph, batch)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        out.append(sum(losses) / len(losses))
+    return out
+
+
+def _keys(pairs: torch.Tensor, n: int) -> set[int]:
+    return set((pairs[:, 0] * n + pairs[:, 1]).tolist())
+
+
+def test_setup_makes_a_leak_free_seeded_split():
+    graph = clusters()
+    n = graph.num_nodes
+    task = LinkPrediction()
+    _, g = task.setup(graph, "mf", {}, seed=0)  # mf: preprocess leaves A unchanged, so A = training edges
+    es = g.edge_splits
+    assert {"train", "val", "val_neg", "test", "test_neg"} <= set(es)
+    mp = set((g.A.col * n + g.A.row).tolist())  # message-passing edges src -> dst
+    for split in ("val", "test"):
+        held = es[split]
+        both = _keys(held, n) | _keys(held.flip(1), n)
+        assert not both & mp, f"{split} edges leak into the message-passing graph"
+        assert not _keys(es[split + "_neg"], n) & (mp | both)  # negatives are not positives
+    train = es["train"]
+    assert _keys(train, n) <= mp and _keys(train.flip(1), n) <= mp
+    _, g2 = LinkPrediction().setup(graph, "mf", {}, seed=0)
+    assert all(torch.equal(es[k], g2.edge_splits[k]) for k in es)  # seeded
+
+
+def test_negative_sampling_avoids_training_positives_and_is_seeded():
+    graph = clusters()
+    n = graph.num_nodes
+    task = LinkPrediction(num_neg=3, batch_size=16)
+    model, g = task.setup(graph, "mf", {}, seed=0)
+    gen = torch.Generator().manual_seed(1)
+    e0 = task.batches(model, g, 0, gen)
+    e1 = task.batches(model, g, 1, gen)
+    known = set((g.A.col * n + g.A.row).tolist())
+    m = g.edge_splits["train"].shape[0]
+    assert sum(len(p) for p, _ in e0) == m
+    for pos, neg in e0 + e1:
+        assert neg.shape == (3 * len(pos), 2)
+        assert not _keys(neg, n) & known
+        assert bool((neg[:, 0] != neg[:, 1]).all())
+    assert not torch.equal(e0[0][1], e1[0][1])  # resampled each epoch
+    again = task.batches(model, g, 0, torch.Generator().manual_seed(1))
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(e0, again, strict=True))
+
+
+@pytest.mark.parametrize("model_name,decoder",
+                         [("gcn", "dot"), ("sage", "mlp"), ("mf", "dot"), ("lightgcn", "dot")])
+def test_loss_decreases(model_name, decoder):
+    graph = clusters()
+    task = LinkPrediction(decoder=decoder, out_dim=16, emb_dim=16, mlp_hidden_dim=16)
+    kwargs = {"hidden_dim": 16, "dropout": 0.0} if model_name in ("gcn", "sage") else {}
+    model, g = task.setup(graph, model_name, kwargs, seed=0)
+    losses = train(task, model, g, 40)
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_evaluate_matches_metric_functions():
+    graph = clusters()
+    task = LinkPrediction(out_dim=8, emb_dim=8, hits_k=(1, 3))
+    model, g = task.setup(graph, "gcn", {"hidden_dim": 8}, seed=0)
+    train(task, model, g, 10)
+    model.eval()
+    with torch.no_grad():
+        res = task.evaluate(model, g, "test")
+        H = model(g)
+    assert set(res) == {"roc_auc", "ap", "hits@1", "hits@3"}
+    pos_pairs, neg_pairs = g.edge_splits["test"], g.edge_splits["test_neg"]
+    pos = (H[pos_pairs[:, 0]] * H[pos_pairs[:, 1]]).sum(1)  # dot decoder by hand
+    neg = (H[neg_pairs[:, 0]] * H[neg_pairs[:, 1]]).sum(1)
+    labels = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))])
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    s = torch.cat([pos, neg]).numpy()
+    assert res["roc_auc"] == pytest.approx(roc_auc_score(labels.numpy(), s), abs=1e-6)
+    assert res["ap"] == pytest.approx(average_precision_score(labels.numpy(), s), abs=1e-6)
+    kth = torch.sort(neg, descending=True).values[2]
+    assert res["hits@3"] == pytest.approx(float((pos > kth).float().mean()))
+
+
+def test_ogb_protocol_uses_official_evaluator_and_monitor():
+    graph = clusters()
+    graph = graph.replace(meta={"evaluator": "ogbl-ddi"})
+    task = LinkPrediction(out_dim=8, emb_dim=8)
+    model, g = task.setup(graph, "mf", {}, seed=0)
+    assert task.monitor == "val_hits@20"
+    model.eval()
+    with torch.no_grad():
+        res = task.evaluate(model, g, "val")
+        H = model(g)
+    from ogb.linkproppred import Evaluator
+
+    pos_pairs, neg_pairs = g.edge_splits["val"], g.edge_splits["val_neg"]
+    pos = (H[pos_pairs[:, 0]] * H[pos_pairs[:, 1]]).sum(1)
+    neg = (H[neg_pairs[:, 0]] * H[neg_pairs[:, 1]]).sum(1)
+    ref = Evaluator("ogbl-ddi").eval({"y_pred_pos": pos, "y_pred_neg": neg})["hits@20"]
+    assert res["hits@20"] == pytest.approx(ref)
+    with pytest.raises(ConfigError, match="evaluator"):
+        LinkPrediction().setup(graph.replace(meta={"evaluator": "ogbl-nope"}), "mf", {}, seed=0)
+
+
+def test_per_query_negatives_give_mrr():
+    graph = clusters()
+    task = LinkPrediction(out_dim=8, emb_dim=8)
+    model, g = task.setup(graph, "mf", {}, seed=0)
+    pos_pairs = g.edge_splits["test"]
+    gen = torch.Generator().manual_seed(3)
+    dst_neg = torch.randint(0, g.num_nodes, (len(pos_pairs), 5), generator=gen)
+    per_query = torch.stack([pos_pairs[:, :1].expand(-1, 5), dst_neg], -1)  # (M, 5, 2)
+    g = g.replace(edge_splits={**g.edge_splits, "test_neg": per_query})
+    model.eval()
+    with torch.no_grad():
+        res = task.evaluate(model, g, "test")
+        H = model(g)
+    assert set(res) == {"roc_auc", "ap", "mrr", "hits@1", "hits@3", "hits@10"}
+    pos = (H[pos_pairs[:, 0]] * H[pos_pairs[:, 1]]).sum(1)
+    neg = (H[per_query[..., 0]] * H[per_query[..., 1]]).sum(-1)  # (M, 5)
+    assert res["mrr"] == pytest.approx(metrics.mrr(metrics.rank_of_positive(pos, neg)))
+
+
+def test_unknown_decoder_or_model():
+    with pytest.raises(ConfigError, match="decoder"):
+        LinkPrediction(decoder="bilinear")
+    with pytest.raises(ConfigError, match="task 'link'"):
+        LinkPrediction().setup(clusters(), "distmult", {}, seed=0)

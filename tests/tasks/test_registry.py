@@ -1,0 +1,42 @@
+"""TASKS registry, the shared model lookup and its errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from graphnet.errors import ConfigError
+from graphnet.tasks import TASKS, build_model, model_registry
+
+EXPECTED_MONITORS = {"node": ("val_accuracy", True), "link": ("val_roc_auc", True), "kg": ("val_mrr", True),
+                     "rec": ("val_recall@20", True), "rating": ("val_rmse", False)}
+
+
+def test_task_names_and_protocol():
+    assert set(TASKS) == {"node", "link", "kg", "rec", "rating"}
+    for name, cls in TASKS.items():
+        task = cls()  # every kwarg has a default
+        assert (task.monitor, task.higher_is_better) == EXPECTED_MONITORS[name]
+        for method in ("setup", "batches", "loss", "evaluate"):
+            assert callable(getattr(task, method))
+
+
+def test_model_registry_holds_every_public_model_name():
+    names = {"mlp", "gcn", "sage", "gat", "gin", "sgc", "appnp", "cheb", "edgefeat", "rgcn",
+             "lightgcn", "mf", "distmult", "complex", "rotate", "gcmc"}
+    assert names <= set(model_registry())
+
+
+@pytest.mark.parametrize("task,model", [("node", "mf"), ("node", "distmult"), ("link", "gcmc"),
+                                        ("rec", "rotate"), ("rating", "lightgcn"), ("kg", "gcmc")])
+def test_model_not_valid_for_task_lists_valid_models(task, model):
+    valid = TASKS[task]().valid_models()
+    with pytest.raises(ConfigError) as err:
+        build_model(task, model, valid, 4, 2)
+    msg = str(err.value)
+    assert f"{model!r}" in msg and f"task {task!r}" in msg
+    assert all(v in msg for v in valid)
+
+
+def test_unknown_model_kwarg_is_a_config_error():
+    with pytest.raises(ConfigError, match="'mf'.*num_layers"):
+        build_model("rec", "mf", ["mf"], 4, 2, num_nodes=3, num_layers=2)
