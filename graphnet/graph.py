@@ -5,6 +5,10 @@ Orientation (the one convention in graphnet): ``A[i, j]`` is the weight of the e
 An edge list ``(src, dst)`` therefore becomes ``row = dst, col = src``. scipy and networkx use the
 opposite convention (``M[u, v]`` = edge ``u -> v``); ``from_scipy``/``to_scipy`` translate.
 
+Duplicate entries (the same (i, j) stored twice) are allowed until ``coalesce()``: ``ops.spmm`` and the
+degree functions sum them, but dgl.sparse's ``SparseMatrix.to_dense()`` keeps only one of them, so
+compare against dense references only after ``coalesce()`` (or build them with ``index_put(accumulate=True)``).
+
 Edge data (``edge_feat`` (E, d), ``edge_type`` (E,)) is aligned with the order of ``A``'s nonzeros
 (``A.row[e], A.col[e]``); every method that reorders or drops edges carries them along.
 """

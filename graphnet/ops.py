@@ -97,7 +97,7 @@ def gcn_norm(A: SparseMatrix, self_loops: bool = True) -> SparseMatrix:
     _require_nonnegative(A, "gcn_norm")
     if self_loops:
         _require_square(A, "gcn_norm(self_loops=True)")
-        A = A + dglsp.identity(A.shape, dtype=A.dtype, device=A.device)
+        A = plus_identity(A, 1.0)
     inv_in, inv_out = _inv(in_degrees(A), 0.5), _inv(out_degrees(A), 0.5)  # (N_dst,), (N_src,)
     return dglsp.val_like(A, A.val * inv_in[A.row] * inv_out[A.col])
 
@@ -117,13 +117,30 @@ def col_norm(A: SparseMatrix) -> SparseMatrix:
 def scaled_laplacian(A: SparseMatrix, lambda_max: float = 2.0) -> SparseMatrix:
     """ChebNet's L~ = 2 L / lambda_max - I with L = I - D^-1/2 A D^-1/2 (no self-loops added).
 
-    With the default lambda_max = 2: L~ = -D^-1/2 A D^-1/2 (the diagonal cancels).
+    Written as L~ = (2 / lambda_max - 1) I - (2 / lambda_max) A_n; with the default lambda_max = 2 the
+    diagonal cancels and L~ = -A_n (explicit zero diagonal entries are kept, harmless for spmm).
     """
     _require_square(A, "scaled_laplacian")
     A_n = gcn_norm(A, self_loops=False)
-    eye = dglsp.identity(A.shape, dtype=A.dtype, device=A.device)
-    L = eye + dglsp.val_like(A_n, -A_n.val)  # I - A_n
-    return dglsp.val_like(L, L.val * (2.0 / lambda_max)) + dglsp.val_like(eye, -eye.val)
+    scale = 2.0 / lambda_max
+    return plus_identity(dglsp.val_like(A_n, -scale * A_n.val), scale - 1.0)
+
+
+def plus_identity(A: SparseMatrix, c: float) -> SparseMatrix:
+    """A + c I, coalesced (row-major, existing diagonal entries increased by c), differentiable in A.val.
+
+    dgl.sparse's own ``A + B`` returns values detached from autograd, so the sum is built here from the
+    concatenated entries with ``index_add`` (gradient 1 to every contributing value).
+    """
+    _require_square(A, "plus_identity")
+    n = A.shape[0]
+    ar = torch.arange(n, device=A.device)
+    row, col = torch.cat([A.row, ar]), torch.cat([A.col, ar])
+    diag = torch.full((n,) + tuple(A.val.shape[1:]), float(c), dtype=A.val.dtype, device=A.device)
+    key, inv = torch.unique(row * n + col, return_inverse=True)  # sorted keys = row-major order
+    val = torch.zeros((key.numel(),) + tuple(A.val.shape[1:]), dtype=A.val.dtype, device=A.device)
+    val = val.index_add(0, inv, torch.cat([A.val, diag]))
+    return dglsp.spmatrix(torch.stack([key // n, key % n]), val, A.shape)
 
 
 # ---------------------------------------------------------------------------------------- spmm
