@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,9 @@ def read_edges_csv(path: Path, what: str) -> np.ndarray:
     if not lines:
         raise DataError(f"{what}: file is empty, expected a header line and 'u,v' rows")
     try:  # fast path: a clean numeric body
-        arr = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+        with warnings.catch_warnings():  # an empty body is handled below, not worth a UserWarning
+            warnings.simplefilter("ignore", UserWarning)
+            arr = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
         if arr.shape[1] == 2 and (arr.size == 0 or (arr.min() >= 0 and arr.max() <= MAX_NODE_ID)):
             return arr.reshape(-1, 2)
     except Exception:  # anything unusual: the line-by-line parser below names the bad line
