@@ -7,6 +7,12 @@ The public API is re-exported here explicitly but imported lazily: ``import dgl`
 """
 
 import importlib
+import os
+
+# `import dgl` imports ogb, whose `outdated` dependency starts a network version check on import (it fails
+# offline with an OutdatedCheckFailedWarning). The one side effect of importing graphnet: opt out of it,
+# unless the user set the variable.
+os.environ.setdefault("OUTDATED_IGNORE", "1")
 
 __version__ = "0.1.0"
 

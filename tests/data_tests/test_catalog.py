@@ -145,7 +145,7 @@ def test_card_files_are_valid_toml_and_parse_identically():
 
 def test_resolve_options_unknown_and_wrong_type():
     card = catalog.load_card("cora")
-    assert data.resolve_options(card, {}) == {"features": True, "normalize_features": False}
+    assert data.resolve_options(card, {}) == {"features": True, "normalize_features": True}
     assert data.resolve_options(card, {"features": False})["features"] is False
     with pytest.raises(DataError) as e:
         data.resolve_options(card, {"lcc": True})

@@ -1,0 +1,213 @@
+"""The runner: the one place that wires config -> data -> task/model -> Trainer -> result files.
+
+Layout of one run (``run(cfg)``; every file written atomically, the directory created with
+``mkdir(exist_ok=False)`` so concurrent runs never share one)::
+
+    <out>/<name>/<run-id>/          run-id = UTC start time + 8 random hex digits
+        config.toml                 the resolved config (every default filled in); --resume reads it
+        seed-<s>/results.json       one per seed s = seed, seed+1, ...: metrics at the best epoch,
+                                    history, timings, versions, git commit, device, resolved config
+        seed-<s>/checkpoint.pt      while training (deleted once results.json exists)
+        summary.json                per metric: mean, unbiased std (null for one seed), values, n
+        results.md, results.csv     the same as a table
+        curves.png                  training loss and monitored metric per epoch, one line per seed
+
+A config with a [sweep] gets one parent directory holding its config.toml (with the [sweep]), one
+``point-<i>/`` per grid point laid out as above, and summary.json/results.md/results.csv with one row per
+point (mean ± std of every metric).
+
+``run_seed`` trains one seed into one directory; a data-parallel launcher (issue 6) can call it per rank.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import functools
+import json
+import logging
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from graphnet import __version__
+from graphnet.config import ExperimentConfig, dump_toml, expand_sweep, flatten, load_config, registry
+from graphnet.errors import ConfigError
+from graphnet.io import atomic_write_json, atomic_write_text, make_run_dir, remove_temporaries
+from graphnet.report import collect, plot_curves, summarize, table_rows, write_tables
+
+log = logging.getLogger(__name__)
+DEFAULT_OUT = "experiments/runs"
+
+
+def run(cfg: ExperimentConfig | None, out: str | Path = DEFAULT_OUT, seeds: int | None = None,
+        device: str | None = None, resume: str | Path | None = None,
+        progress: bool | None = None) -> dict[str, Any]:
+    """Run every seed (and sweep point) of ``cfg``; returns the summary written to summary.json.
+
+    Args:
+        cfg: the experiment; None with ``resume`` = the run's own config.toml.
+        out: parent of ``<name>/<run-id>/``.
+        seeds: number of seeds (overrides ``cfg.seeds``); seeds are cfg.seed, cfg.seed + 1, ...
+        device: overrides ``cfg.train.device``.
+        resume: an existing run directory: seeds with a results.json are kept, the others continue from
+            their checkpoint (or start). ``cfg``, if given, must equal the stored config (device aside).
+        progress: tqdm bars (None: only on a terminal).
+    """
+    if seeds is not None:
+        if cfg is None or seeds < 1:
+            raise ConfigError(f"--seeds: expected N >= 1 with a config, got {seeds}")
+        cfg = dataclasses.replace(cfg, seeds=seeds)
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.toml").is_file():
+            raise ConfigError(f"--resume {run_dir}: not a run directory (no config.toml in it)")
+        stored = load_config(run_dir / "config.toml")
+        if cfg is not None:
+            _check_same(cfg, stored, run_dir)
+        cfg = stored
+        remove_temporaries(run_dir)  # a killed writer's leftovers: never read, but clutter
+    elif cfg is None:
+        raise ConfigError("run: give a config or a run directory to resume")
+    if device is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
+    from graphnet.train import resolve_device
+
+    resolve_device(cfg.train.device)  # a missing GPU is a user mistake: fail before creating anything
+    if resume is None:
+        run_dir = make_run_dir(Path(out) / cfg.name)
+        atomic_write_text(run_dir / "config.toml", dump_toml(cfg.to_dict()))
+    log.info("run directory: %s", run_dir)
+    if cfg.sweep:
+        return _run_sweep(cfg, run_dir, progress, resume is not None)
+    return _run_point(cfg, run_dir, progress, resume is not None)
+
+
+def _check_same(cfg: ExperimentConfig, stored: ExperimentConfig, run_dir: Path) -> None:
+    a, b = flatten(cfg.to_dict()), flatten(stored.to_dict())
+    diff = sorted(k for k in set(a) | set(b) if k != "train.device" and a.get(k) != b.get(k))
+    if diff:
+        raise ConfigError(f"--resume {run_dir}: the config differs from the run's config.toml in "
+                          f"{', '.join(diff)}; resume with the run directory alone")
+
+
+def _run_sweep(cfg: ExperimentConfig, run_dir: Path, progress: bool | None, resume: bool) -> dict[str, Any]:
+    points = []
+    for i, (settings, point_cfg) in enumerate(expand_sweep(cfg)):
+        point_dir = run_dir / f"point-{i:03d}"
+        point_dir.mkdir(exist_ok=True)
+        if not (point_dir / "config.toml").exists():
+            atomic_write_text(point_dir / "config.toml", dump_toml(point_cfg.to_dict()))
+        log.info("sweep point %d: %s", i, settings)
+        summary = _run_point(point_cfg, point_dir, progress, resume)
+        points.append({"index": i, "settings": settings, "dir": point_dir.name,
+                       "metrics": summary["metrics"]})
+    keys = sorted({k for p in points for k in p["metrics"]})
+    setting_keys = sorted(cfg.sweep)
+    rows = [["point", *setting_keys, *keys]]
+    for p in points:
+        cells = [_mean_std(p["metrics"].get(k)) for k in keys]
+        rows.append([p["dir"], *(json.dumps(p["settings"][k]) for k in setting_keys), *cells])
+    summary = {"name": cfg.name, "run_dir": str(run_dir), "sweep": cfg.sweep, "points": points}
+    atomic_write_json(run_dir / "summary.json", summary)
+    write_tables(rows, run_dir, f"{cfg.name}: sweep over {', '.join(setting_keys)}")
+    return summary
+
+
+def _mean_std(s: dict[str, Any] | None) -> str:
+    if not s or s["mean"] is None:
+        return ""
+    return f"{s['mean']:.4f}" + (f" ± {s['std']:.4f}" if s["std"] is not None else "")
+
+
+def _run_point(cfg: ExperimentConfig, run_dir: Path, progress: bool | None, resume: bool) -> dict[str, Any]:
+    graph, load_s, results = None, 0.0, []
+    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+        seed_dir = run_dir / f"seed-{seed}"
+        if resume and (seed_dir / "results.json").is_file():
+            results.append(json.loads((seed_dir / "results.json").read_text(encoding="utf-8")))
+            continue
+        seed_dir.mkdir(exist_ok=True)
+        if graph is None:
+            t0 = time.perf_counter()
+            graph = load_graph(cfg)
+            load_s = time.perf_counter() - t0
+        result = run_seed(cfg, graph, seed, seed_dir, progress=progress, resume=resume)
+        result["times"]["load_s"] = load_s
+        atomic_write_json(seed_dir / "results.json", result)
+        (seed_dir / "checkpoint.pt").unlink(missing_ok=True)
+        log.info("seed %d: %s", seed, ", ".join(f"{k}={v:.4f}" for k, v in sorted(result["metrics"].items())))
+        results.append(result)
+
+    metrics = summarize(collect(results))
+    times = summarize({k: [r["times"].get(k) for r in results] for k in ("train_s", "eval_s", "total_s")})
+    summary = {"name": cfg.name, "run_dir": str(run_dir), "seeds": [r["seed"] for r in results],
+               "monitor": results[0]["monitor"], "best_epoch": [r["best_epoch"] for r in results],
+               "device": results[0]["device"], "metrics": metrics, "times": times}
+    atomic_write_json(run_dir / "summary.json", summary)
+    title = (f"{cfg.name}: {cfg.model.name} on {cfg.data.name} ({cfg.task.name}), {len(results)} seed(s), "
+             f"best epoch by {summary['monitor']}")
+    write_tables(table_rows({**metrics, **{f"time_{k}": v for k, v in times.items()}}), run_dir, title)
+    plot_curves(results, run_dir / "curves.png", summary["monitor"])
+    return summary
+
+
+def load_graph(cfg: ExperimentConfig) -> Any:
+    """``graphnet.data.load_config(cfg.data)``: the dataset named in [data], with its options."""
+    from graphnet import data
+
+    return data.load_config(cfg.data.to_dict())
+
+
+def run_seed(cfg: ExperimentConfig, graph: Any, seed: int, seed_dir: Path, progress: bool | None = None,
+             resume: bool = False) -> dict[str, Any]:
+    """Seed, build task and model, train; returns the results.json content (not written here)."""
+    from graphnet.train import Trainer, seed_everything
+
+    started, t0 = _now(), time.perf_counter()
+    seed_everything(seed)
+    task = registry("task")[cfg.task.name](**cfg.task.kwargs)
+    model, prepared = task.setup(graph, cfg.model.name, dict(cfg.model.kwargs), seed)
+    setup_s = time.perf_counter() - t0
+    trainer = Trainer(cfg.train, seed=seed, checkpoint=seed_dir / "checkpoint.pt", progress=progress)
+    out = trainer.fit(model, task, prepared, resume=resume)
+    times = {**out.pop("times"), "setup_s": setup_s, "total_s": time.perf_counter() - t0}
+    return {**out, "seed": seed, "config": cfg.to_dict(), "times": times, "started_at": started,
+            "finished_at": _now(), "num_parameters": sum(p.numel() for p in model.parameters()),
+            "versions": versions(), "git_commit": git_state()[0], "git_dirty": git_state()[1]}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+@functools.cache
+def versions() -> dict[str, str | None]:
+    """Versions of graphnet, torch, dgl, numpy and python (read from package metadata, no imports)."""
+    import platform
+
+    def ver(pkg: str) -> str | None:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"graphnet": __version__, "torch": ver("torch"), "dgl": ver("dgl"), "numpy": ver("numpy"),
+            "python": platform.python_version()}
+
+
+@functools.cache
+def git_state() -> tuple[str | None, bool | None]:
+    """(HEAD commit, any uncommitted changes) of graphnet's git checkout; (None, None) outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        git = ["git", "-C", str(here)]
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return head or None, bool(dirty)

@@ -1,0 +1,261 @@
+"""The one training loop, shared by every task and every model (GNN stack or dense baseline).
+
+``Trainer(cfg.train).fit(model, task, graph)`` runs: per epoch, ``task.batches`` -> ``task.loss`` ->
+backward -> (clip) -> step; every ``eval_every`` epochs ``task.evaluate`` on the monitored split; keeps the
+best weights in memory (strict improvement, so ties keep the earlier epoch), stops after ``patience``
+epochs without improvement, restores the best weights and evaluates every split at them. It never
+branches on the task or model: whatever a task needs becomes a task method.
+
+Resume: a checkpoint (model, optimizer, scheduler, scaler, best weights, history, counters and the
+python/numpy/torch/generator RNG states as tensors and plain types) is written atomically every
+``checkpoint_every`` epochs and read back with ``torch.load(weights_only=True)``. DGL's RNG has no
+get/set-state API, so it is re-seeded from (seed, epoch) at the start of every epoch instead. Together
+this makes a resumed CPU run bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from graphnet.config import TrainConfig
+from graphnet.errors import ConfigError
+from graphnet.io import atomic_open
+
+log = logging.getLogger(__name__)
+_LOWER_IS_BETTER = ("loss", "rmse", "mae", "_mr")
+SPLITS = ("train", "val", "test")
+EVAL_SPLITS = ("val", "test")  # evaluated at the best epoch; not train (no negatives / masked items there)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy, torch (CPU and CUDA) and dgl."""
+    import dgl  # lazy: ~7 s, and every caller that trains a graph model has imported it already
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    dgl.seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto -> cuda if available else cpu; cuda[:i] must exist (ConfigError otherwise)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.type == "cuda" and (device.index or 0) >= count:
+        raise ConfigError(f"train.device={name!r}: no such CUDA device (torch.cuda.device_count() = "
+                          f"{torch.cuda.device_count()}); use cpu or auto")
+    return device
+
+
+def _rng_state(gen: torch.Generator | None) -> dict[str, Any]:
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"python": random.getstate(), "torch": torch.get_rng_state(),
+            "generator": gen.get_state() if gen is not None else None,
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)]}
+
+
+def _set_rng_state(state: dict[str, Any], gen: torch.Generator | None) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    if gen is not None:
+        gen.set_state(state["generator"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+
+
+class Trainer:
+    """Fit a model on a task (see the module docstring).
+
+    Args:
+        cfg: the [train] section.
+        seed: seeds the batch generator and DGL's per-epoch seeds (the caller seeds the global RNGs
+            before building the model, see graphnet.run).
+        checkpoint: path of the resumable checkpoint file (None: no checkpoints).
+        progress: tqdm bar on stderr; None = only when stderr is a terminal.
+    """
+
+    def __init__(self, cfg: TrainConfig, seed: int = 0, checkpoint: str | Path | None = None,
+                 progress: bool | None = None):
+        self.cfg, self.seed = cfg, seed
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.progress = sys.stderr.isatty() if progress is None else progress
+
+    def fit(self, model: nn.Module, task: Any, graph: Any, resume: bool = False) -> dict[str, Any]:
+        """Train ``model`` on ``task``/``graph``; returns metrics at the best epoch and the history.
+
+        Returns:
+            {"metrics": {"<split>_<metric>": float}, "history": [{"epoch", "loss", "lr", "time_s",
+            "val_...": ...}], "best_epoch", "epochs_run", "stopped_early", "monitor", "device", "amp",
+            "times": {"train_s", "eval_s"}}. Epochs count from 0.
+        """
+        cfg = self.cfg
+        device = resolve_device(cfg.device)
+        model, graph = model.to(device), graph.to(device)
+        monitor = cfg.monitor or task.monitor
+        split = monitor.split("_", 1)[0]
+        if split not in SPLITS:
+            raise ConfigError(f"train.monitor={monitor!r}: expected '<split>_<metric>' with split in "
+                              f"{SPLITS}")
+        if split not in graph.splits and split not in graph.edge_splits:
+            raise ConfigError(f"train.monitor={monitor!r}: the graph has no {split!r} split (it has "
+                              f"{', '.join(sorted({*graph.splits, *graph.edge_splits})) or 'none'})")
+        if cfg.mode != "auto":
+            higher = cfg.mode == "max"
+        elif monitor == task.monitor:  # the task knows the direction of its own monitor
+            higher = task.higher_is_better
+        else:  # others: lower is better for losses and errors
+            higher = not monitor.endswith(_LOWER_IS_BETTER)
+        amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]
+        if amp is torch.float16 and device.type != "cuda":
+            raise ConfigError(f"train.amp='fp16' needs a CUDA device (got {device}); use 'bf16' on CPU")
+        opt = _optimizer(cfg, model)
+        sched = _scheduler(cfg, opt, higher)
+        scaler = torch.cuda.amp.GradScaler(enabled=amp is torch.float16)
+        gen = torch.Generator().manual_seed(self.seed)
+        s = {"epoch": 0, "history": [], "best_epoch": -1, "best_value": None, "best_state": None,
+             "train_s": 0.0, "eval_s": 0.0, "amp_on": amp is not None}
+        if resume and self.checkpoint is not None and self.checkpoint.exists():
+            ck = torch.load(self.checkpoint, map_location=device, weights_only=True)
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            if sched is not None:
+                sched.load_state_dict(ck["scheduler"])
+            scaler.load_state_dict(ck["scaler"])
+            _set_rng_state(ck["rng"], gen)
+            s = ck["state"]
+            log.info("resumed from %s at epoch %d", self.checkpoint, s["epoch"])
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs, initial=s["epoch"], disable=not self.progress, leave=False,
+                   file=sys.stderr, desc="train")
+        stopped = False
+        for epoch in range(s["epoch"], cfg.epochs):
+            if "dgl" in sys.modules:  # dgl samplers draw from DGL's own RNG, whose state cannot be saved
+                sys.modules["dgl"].seed((self.seed * 1_000_003 + epoch) % 2**31)
+            t0, losses = time.perf_counter(), []
+            model.train()
+            for batch in task.batches(model, graph, epoch, gen):
+                losses.append(self._step(model, task, graph, batch, opt, scaler, amp, s))
+            rec = {"epoch": epoch, "loss": float(torch.stack(losses).mean()) if losses else math.nan,
+                   "lr": opt.param_groups[0]["lr"], "time_s": time.perf_counter() - t0}
+            s["train_s"] += rec["time_s"]
+            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                t1 = time.perf_counter()
+                metrics = self._evaluate(model, task, graph, split)
+                rec.update(metrics)
+                s["eval_s"] += time.perf_counter() - t1
+                if monitor not in metrics:
+                    raise ConfigError(f"train.monitor={monitor!r} is not a metric of task "
+                                      f"{type(task).__name__}; available: "
+                                      f"{', '.join(sorted(metrics)) or 'none'}")
+                value, best = rec[monitor], s["best_value"]
+                # strict improvement: ties keep the earlier epoch; NaN never counts as an improvement
+                if math.isfinite(value) and (best is None or (value > best if higher else value < best)):
+                    s["best_value"], s["best_epoch"] = value, epoch
+                    s["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    sched.step(value)
+                bar.set_postfix(loss=f"{rec['loss']:.4f}", **{monitor: f"{value:.4f}"})
+            if sched is not None and not isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                sched.step()
+            s["history"].append(rec)
+            s["epoch"] = epoch + 1
+            bar.update(1)
+            log.debug("epoch %d %s", epoch, {k: round(v, 5) for k, v in rec.items() if k != "epoch"})
+            if cfg.patience and s["best_epoch"] >= 0 and epoch - s["best_epoch"] >= cfg.patience:
+                stopped = True
+                log.info("early stop at epoch %d: %s best %.4f at epoch %d", epoch, monitor,
+                         s["best_value"], s["best_epoch"])
+                break
+            if self.checkpoint and cfg.checkpoint_every and s["epoch"] % cfg.checkpoint_every == 0:
+                self._save(model, opt, sched, scaler, gen, s)
+        bar.close()
+
+        if s["best_state"] is not None:
+            model.load_state_dict(s["best_state"])
+        t1 = time.perf_counter()
+        metrics: dict[str, float] = {}
+        for name in EVAL_SPLITS:
+            if name in graph.splits or name in graph.edge_splits:
+                metrics.update(self._evaluate(model, task, graph, name))
+        s["eval_s"] += time.perf_counter() - t1
+        return {"metrics": metrics, "history": s["history"], "best_epoch": s["best_epoch"],
+                "epochs_run": s["epoch"], "stopped_early": stopped, "monitor": monitor, "device": str(device),
+                "amp": cfg.amp if s["amp_on"] else "off",
+                "times": {"train_s": s["train_s"], "eval_s": s["eval_s"]}}
+
+    def _step(self, model, task, graph, batch, opt, scaler, amp, s) -> torch.Tensor:
+        """One optimisation step; if autocast fails on the first step (an op without reduced-precision
+        support, e.g. DGL's CPU SpMM in bf16), warn and train in float32 from then on."""
+        opt.zero_grad(set_to_none=True)
+        device_type = next((p.device.type for p in model.parameters()), "cpu")
+        first_amp = s["amp_on"] and not s["history"]
+        snapshot = _rng_state(None) if first_amp else None  # so a fallback redoes the step exactly
+        try:
+            with torch.autocast(device_type, dtype=amp or torch.float32, enabled=s["amp_on"]):
+                loss = task.loss(model, graph, batch)
+        except RuntimeError as e:
+            if not first_amp:
+                raise
+            log.warning("train.amp=%r: %s; training in float32 instead", self.cfg.amp, str(e).splitlines()[0])
+            s["amp_on"] = False
+            _set_rng_state(snapshot, None)
+            return self._step(model, task, graph, batch, opt, scaler, amp, s)
+        scaler.scale(loss.float()).backward()
+        if self.cfg.grad_clip:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        return loss.detach().float()
+
+    @staticmethod
+    def _evaluate(model: nn.Module, task: Any, graph: Any, split: str) -> dict[str, float]:
+        model.eval()
+        with torch.no_grad():
+            return {f"{split}_{k}": float(v) for k, v in task.evaluate(model, graph, split).items()}
+
+    def _save(self, model, opt, sched, scaler, gen, s) -> None:
+        ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+              "scheduler": sched.state_dict() if sched is not None else None, "rng": _rng_state(gen),
+              "state": s}
+        with atomic_open(self.checkpoint, "wb") as f:
+            torch.save(ck, f)
+
+
+def _optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("the model has no trainable parameters; nothing to train")
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return opt(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, higher: bool) -> Any:
+    lrs = torch.optim.lr_scheduler
+    if cfg.scheduler == "step":
+        return lrs.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    if cfg.scheduler == "cosine":
+        return lrs.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    if cfg.scheduler == "plateau":
+        return lrs.ReduceLROnPlateau(opt, mode="max" if higher else "min", factor=cfg.lr_gamma,
+                                     patience=cfg.lr_step)
+    return None
