@@ -22,3 +22,7 @@ class DataError(GraphnetError, ValueError):
 
 class ChecksumError(DataError):
     """A file's sha256 differs from the catalog's (names the file, expected and actual hash)."""
+
+
+class CheckpointError(DataError):
+    """A checkpoint cannot be loaded safely (corrupt, tampered, or from another model); names the file."""

@@ -29,14 +29,69 @@ from graphnet.errors import GraphError
 
 
 def _as_long(name: str, t: Any) -> Tensor:
-    t = torch.as_tensor(np.asarray(t) if not isinstance(t, Tensor) else t)
+    """Node ids as a 1-D long tensor; anything else (strings, None, 2-D, inf, > int64) is a GraphError."""
+    if not isinstance(t, Tensor):
+        try:
+            arr = np.asarray(t)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise GraphError(f"{name}: expected a 1-D sequence of integer node ids, got {type(t).__name__} "
+                             f"({e})") from None
+        if arr.dtype.kind not in "iubfc":  # str, object (None, ints >= 2**63), datetime, ...
+            raise GraphError(f"{name}: expected integer node ids, got dtype {arr.dtype} "
+                             f"({type(t).__name__})")
+        if arr.dtype.kind == "u" and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+            raise GraphError(f"{name}: node id {int(arr.max())} out of range, expected 0 <= id < 2**63")
+        t = torch.as_tensor(arr.astype(np.int64) if arr.dtype.kind == "u" else arr)
+    if t.dim() > 1:
+        raise GraphError(f"{name}: expected a 1-D sequence of node ids, got shape {tuple(t.shape)}")
     if t.dtype.is_floating_point:
+        if not torch.isfinite(t).all():
+            bad = t[~torch.isfinite(t)][0].item()
+            raise GraphError(f"{name}: expected integer node ids, got non-finite value {bad}")
         if not torch.all(t == t.round()):
             raise GraphError(f"{name}: expected integer node ids, got non-integer floats")
         t = t.long()
     if t.dtype == torch.bool or t.dtype.is_complex:
         raise GraphError(f"{name}: expected integer node ids, got dtype {t.dtype}")
     return t.long().reshape(-1)
+
+
+def _as_shape(num_nodes: Any) -> tuple[int, int] | None:
+    """``num_nodes`` (None, N or (N_dst, N_src), ints only) as a shape; else a GraphError."""
+    is_int = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))  # noqa: E731
+    if num_nodes is None:
+        return None
+    if is_int(num_nodes):
+        return (int(num_nodes), int(num_nodes))
+    if isinstance(num_nodes, (tuple, list)) and len(num_nodes) == 2 and all(map(is_int, num_nodes)):
+        return (int(num_nodes[0]), int(num_nodes[1]))
+    raise GraphError(f"num_nodes: expected an int or (N_dst, N_src), got {num_nodes!r}")
+
+
+def _as_weight(weight: Any, num_edges: int, dtype: torch.dtype) -> Tensor:
+    """Edge weights (E,) or (E, H): real, finite numbers, one row per edge."""
+    if isinstance(weight, Tensor):
+        val = weight
+    else:
+        try:
+            # Lists/arrays (often float64 from numpy/scipy) become ``dtype``; Tensors keep their float dtype.
+            arr = np.asarray(weight)
+            if np.iscomplexobj(arr):
+                raise GraphError("weight: complex edge weights are not supported")
+            val = torch.as_tensor(arr.astype(np.float64))
+        except (TypeError, ValueError, OverflowError) as e:
+            raise GraphError(f"weight: expected numbers, got {type(weight).__name__} ({e})") from None
+    if val.is_complex():
+        raise GraphError("weight: complex edge weights are not supported")
+    if val.dim() == 0:
+        raise GraphError(f"weight: expected one value per edge ({num_edges} values), got a scalar")
+    if val.dtype == torch.bool:
+        raise GraphError("weight: expected numbers, got dtype torch.bool")
+    val = val.to(dtype) if not (isinstance(weight, Tensor) and val.is_floating_point()) else val
+    if val.shape[0] != num_edges:
+        raise GraphError(f"weight: expected {num_edges} values (one per edge), got shape {tuple(val.shape)}")
+    check_weights("weight", val)
+    return val
 
 
 def check_weights(name: str, w: Tensor) -> None:
@@ -58,30 +113,51 @@ def adjacency(src: Any, dst: Any, num_nodes: int | tuple[int, int] | None = None
     src, dst = _as_long("src", src), _as_long("dst", dst)
     if src.shape != dst.shape:
         raise GraphError(f"src and dst: expected the same length, got {src.numel()} and {dst.numel()}")
-    if num_nodes is None:
+    shape = _as_shape(num_nodes)
+    if shape is None:
         n = int(max(src.max(), dst.max())) + 1 if src.numel() else 0
         shape = (n, n)
-    elif isinstance(num_nodes, int):
-        shape = (num_nodes, num_nodes)
-    else:
-        shape = (int(num_nodes[0]), int(num_nodes[1]))
     if shape[0] <= 0 or shape[1] <= 0:
         raise GraphError(f"num_nodes: expected a graph with at least one node, got shape {shape}")
     for name, ids, n in (("src", src, shape[1]), ("dst", dst, shape[0])):
         if ids.numel() and (ids.min() < 0 or ids.max() >= n):
             bad = int(ids[(ids < 0) | (ids >= n)][0])
             raise GraphError(f"{name}: node id {bad} out of range, expected 0 <= id < {n}")
-    if weight is None:
-        val = torch.ones(src.numel(), dtype=dtype)
-    else:
-        # Tensors keep their float dtype; lists/arrays (often float64 from numpy/scipy) become ``dtype``.
-        val = weight if isinstance(weight, Tensor) else torch.as_tensor(np.asarray(weight, dtype=np.float64))
-        val = val.to(dtype) if not (isinstance(weight, Tensor) and val.is_floating_point()) else val
-        if val.shape[0] != src.numel():
-            raise GraphError(f"weight: expected {src.numel()} values (one per edge), got shape "
-                             f"{tuple(val.shape)}")
-        check_weights("weight", val)
+    val = torch.ones(src.numel(), dtype=dtype) if weight is None else _as_weight(weight, src.numel(), dtype)
     return dglsp.spmatrix(torch.stack([dst, src]), val, shape)
+
+
+def _check_tensor(name: str, t: Any, expected: str, dims: tuple[int, ...]) -> None:
+    if not isinstance(t, Tensor):
+        raise GraphError(f"{name}: expected {expected} (a torch.Tensor), got {type(t).__name__}")
+    if t.dim() not in dims:
+        raise GraphError(f"{name}: expected {expected}, got shape {tuple(t.shape)}")
+
+
+def _check_finite(name: str, t: Tensor) -> None:
+    """One pass at construction: NaN/inf features would otherwise surface only as NaN losses."""
+    if t.is_floating_point() and not torch.isfinite(t).all():
+        r = int((~torch.isfinite(t)).reshape(t.shape[0], -1).any(1).nonzero()[0])
+        raise GraphError(f"{name}: expected finite values, got nan/inf in row {r}")
+
+
+def _check_index(name: str, idx: Any, n: int | None, what: str) -> None:
+    """A 1-D integer tensor with ids >= 0 (and < n when n is given)."""
+    if not isinstance(idx, Tensor) or idx.dim() != 1 or idx.is_floating_point() or idx.is_complex() \
+            or idx.dtype == torch.bool:
+        got = f"shape {tuple(idx.shape)} dtype {idx.dtype}" if isinstance(idx, Tensor) else type(idx).__name__
+        raise GraphError(f"{name}: expected a 1-D integer index tensor, got {got}")
+    if idx.numel() and idx.min() < 0:
+        raise GraphError(f"{name}: {what} {int(idx.min())} out of range, expected >= 0")
+    if n is not None and idx.numel() and idx.max() >= n:
+        raise GraphError(f"{name}: {what} out of range 0..{n - 1}, got {int(idx.max())}")
+
+
+def _number(val: Any, what: str) -> float:
+    try:
+        return float(val)
+    except (TypeError, ValueError):
+        raise GraphError(f"{what} = {val!r} is not a number") from None
 
 
 @dataclass
@@ -115,16 +191,29 @@ class Graph:
         if not isinstance(self.A, SparseMatrix):
             raise GraphError(f"A: expected a dgl.sparse.SparseMatrix, got {type(self.A).__name__}")
         n_dst, n_src = self.A.shape
-        if self.X is not None and self.X.shape[0] != n_src:
-            raise GraphError(f"X: expected {n_src} rows (one per node), got shape {tuple(self.X.shape)}")
-        if self.y is not None and self.y.shape[0] != n_dst:
-            raise GraphError(f"y: expected {n_dst} entries (one per node), got shape {tuple(self.y.shape)}")
+        if self.X is not None:
+            _check_tensor("X", self.X, "a (N, F) tensor", dims=(2,))
+            if self.X.shape[0] != n_src:
+                raise GraphError(f"X: expected {n_src} rows (one per node), got shape {tuple(self.X.shape)}")
+            _check_finite("X", self.X)
+        if self.y is not None:
+            _check_tensor("y", self.y, "an (N,) or (N, C) tensor", dims=(1, 2))
+            if self.y.shape[0] != n_dst:
+                raise GraphError(f"y: expected {n_dst} entries (one per node), got shape "
+                                 f"{tuple(self.y.shape)}")
         for name, t in (("edge_feat", self.edge_feat), ("edge_type", self.edge_type)):
-            if t is not None and t.shape[0] != self.A.nnz:
-                raise GraphError(f"{name}: expected {self.A.nnz} rows (one per edge), got {tuple(t.shape)}")
+            if t is not None:
+                dims = (1,) if name == "edge_type" else (1, 2)
+                _check_tensor(name, t, "a tensor with one row per edge", dims=dims)
+                if t.shape[0] != self.A.nnz:
+                    raise GraphError(f"{name}: expected {self.A.nnz} rows (one per edge), got "
+                                     f"{tuple(t.shape)}")
+        if self.edge_feat is not None:
+            _check_finite("edge_feat", self.edge_feat)
+        if self.edge_type is not None:
+            _check_index("edge_type", self.edge_type, None, "relation id")
         for name, idx in self.splits.items():
-            if idx.numel() and (idx.min() < 0 or idx.max() >= n_dst):
-                raise GraphError(f"splits[{name!r}]: node index out of range 0..{n_dst - 1}")
+            _check_index(f"splits[{name!r}]", idx, n_dst, "node index")
 
     # ------------------------------------------------------------------ basic properties
     @property
@@ -250,11 +339,14 @@ class Graph:
         Undirected graphs get both directions of every edge. ``weight`` names the edge attribute used
         as the weight (missing -> 1); ``weight=None`` ignores attributes.
         """
+        if not all(hasattr(G, a) for a in ("nodes", "edges", "is_directed")):
+            raise GraphError(f"from_networkx: expected a networkx graph, got {type(G).__name__}")
         nodes = list(G.nodes)
         index = {v: i for i, v in enumerate(nodes)}
         src, dst, w = [], [], []
         for u, v, data in G.edges(data=True):
-            wt = float(data.get(weight, 1.0)) if weight is not None else 1.0
+            wt = _number(data.get(weight, 1.0), f"from_networkx: edge ({u!r}, {v!r}): attribute {weight!r}") \
+                if weight is not None else 1.0
             src.append(index[u]), dst.append(index[v]), w.append(wt)
             if not G.is_directed() and u != v:
                 src.append(index[v]), dst.append(index[u]), w.append(wt)
@@ -265,6 +357,11 @@ class Graph:
     @classmethod
     def from_scipy(cls, M: Any, **fields: Any) -> Graph:
         """From a scipy.sparse matrix with ``M[u, v]`` = weight of edge u -> v (networkx convention)."""
+        import scipy.sparse
+
+        if not scipy.sparse.issparse(M):
+            raise GraphError(f"from_scipy: expected a scipy.sparse matrix, got {type(M).__name__} "
+                             "(wrap a dense array in scipy.sparse.coo_array)")
         coo = M.tocoo()
         if coo.shape[0] != coo.shape[1]:
             raise GraphError(f"from_scipy: expected a square matrix, got shape {coo.shape}")
@@ -273,6 +370,13 @@ class Graph:
     @classmethod
     def from_dgl(cls, g: Any, weight: str | None = None, **fields: Any) -> Graph:
         """From a homogeneous DGLGraph; ``weight`` names an edge feature in g.edata used as the weight."""
+        if not all(hasattr(g, a) for a in ("ntypes", "canonical_etypes", "edata", "edges")):
+            raise GraphError(f"from_dgl: expected a DGLGraph, got {type(g).__name__}")
+        if len(g.ntypes) != 1 or len(g.canonical_etypes) != 1:
+            raise GraphError(f"from_dgl: expected a homogeneous graph, got node types {list(g.ntypes)} and "
+                             f"edge types {list(g.canonical_etypes)} (convert with dgl.to_homogeneous)")
+        if weight is not None and weight not in g.edata:
+            raise GraphError(f"from_dgl: no edge feature {weight!r} in g.edata (has {list(g.edata.keys())})")
         src, dst = g.edges()
         w = g.edata[weight] if weight is not None else None
         return cls.from_edges(src, dst, g.num_nodes(), w, **fields)

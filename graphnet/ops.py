@@ -103,15 +103,42 @@ def gcn_norm(A: SparseMatrix, self_loops: bool = True) -> SparseMatrix:
 
 
 def row_norm(A: SparseMatrix) -> SparseMatrix:
-    """Random-walk (mean) normalization D_in^-1 A: each non-empty row sums to 1, ``A[i, j] / d_in[i]``."""
+    """Random-walk (mean) normalization D_in^-1 A: each non-empty row sums to 1, ``A[i, j] / d_in[i]``.
+
+    Signed weights are allowed while every row's weighted degree is positive; a row whose weights sum
+    to <= 0 has no mean and raises GraphError (it would otherwise silently become a zero row).
+    """
     check_weights("row_norm", A.val)
-    return dglsp.val_like(A, A.val * _inv(in_degrees(A), 1.0)[A.row])
+    d = in_degrees(A)  # (N_dst,) or (N_dst, H)
+    _require_positive_degree(A, d, A.row, "row_norm", "in")
+    return dglsp.val_like(A, A.val * _inv(d, 1.0)[A.row])
 
 
 def col_norm(A: SparseMatrix) -> SparseMatrix:
-    """A D_out^-1: each non-empty column sums to 1, ``A[i, j] / d_out[j]``."""
+    """A D_out^-1: each non-empty column sums to 1, ``A[i, j] / d_out[j]`` (same degree rule as row_norm)."""
     check_weights("col_norm", A.val)
-    return dglsp.val_like(A, A.val * _inv(out_degrees(A), 1.0)[A.col])
+    d = out_degrees(A)  # (N_src,) or (N_src, H)
+    _require_positive_degree(A, d, A.col, "col_norm", "out")
+    return dglsp.val_like(A, A.val * _inv(d, 1.0)[A.col])
+
+
+def _require_positive_degree(A: SparseMatrix, d: Tensor, index: Tensor, what: str, kind: str) -> None:
+    """Raise if a node with nonzero edges has weighted degree <= 0 (only possible with negative weights).
+
+    The negative test is O(N) on the degrees already computed; the zero-sum test gathers per edge only
+    when some degree is exactly zero (isolated nodes), so all-positive graphs pay nothing extra.
+    """
+    node_bad = (d < 0).reshape(d.shape[0], -1).any(1)  # (N,)
+    zero = (d == 0).reshape(d.shape[0], -1).any(1)
+    if bool(zero.any()) and A.nnz:
+        edge_bad = zero[index] & (A.val != 0).reshape(A.nnz, -1).any(1)
+        node_bad = node_bad.index_fill(0, index[edge_bad], True)
+    if bool(node_bad.any()):
+        i = int(node_bad.nonzero()[0])
+        w = A.val[index == i].tolist()
+        raise GraphError(f"{what}: node {i} has weighted {kind}-degree {d[i].tolist()} <= 0 "
+                         f"(edge weights {w}); mean aggregation needs a positive degree for every node "
+                         "with edges")
 
 
 def scaled_laplacian(A: SparseMatrix, lambda_max: float = 2.0) -> SparseMatrix:
@@ -154,4 +181,8 @@ def spmm(A: SparseMatrix, X: Tensor) -> Tensor:
 
     if X.dim() < 1 or X.shape[0] != A.shape[1]:
         raise GraphError(f"spmm: A has {A.shape[1]} columns (source nodes) but X has shape {tuple(X.shape)}")
+    if A.val.dim() == 2 and (X.dim() != 3 or X.shape[2] != A.val.shape[1]):
+        H = A.val.shape[1]
+        raise GraphError(f"spmm: A has {H} values per edge, so X must have shape (N_src, F, {H}), "
+                         f"got {tuple(X.shape)}")
     return _impl(A, X)

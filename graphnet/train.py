@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from graphnet.config import TrainConfig
-from graphnet.errors import ConfigError
+from graphnet.errors import CheckpointError, ConfigError
 from graphnet.io import atomic_open
 
 log = logging.getLogger(__name__)
@@ -130,14 +130,7 @@ class Trainer:
         s = {"epoch": 0, "history": [], "best_epoch": -1, "best_value": None, "best_state": None,
              "train_s": 0.0, "eval_s": 0.0, "amp_on": amp is not None}
         if resume and self.checkpoint is not None and self.checkpoint.exists():
-            ck = torch.load(self.checkpoint, map_location=device, weights_only=True)
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            if sched is not None:
-                sched.load_state_dict(ck["scheduler"])
-            scaler.load_state_dict(ck["scaler"])
-            _set_rng_state(ck["rng"], gen)
-            s = ck["state"]
+            s = self._restore(device, model, opt, sched, scaler, gen)
             log.info("resumed from %s at epoch %d", self.checkpoint, s["epoch"])
 
         from tqdm.auto import tqdm
@@ -200,6 +193,32 @@ class Trainer:
                 "amp": cfg.amp if s["amp_on"] else "off",
                 "times": {"train_s": s["train_s"], "eval_s": s["eval_s"]}}
 
+
+    def _restore(self, device, model, opt, sched, scaler, gen) -> dict[str, Any]:
+        """Load the checkpoint into the objects and return the loop state; any failure is a CheckpointError.
+
+        ``weights_only=True`` never runs a pickled payload; torch's own error would name no file and
+        suggest ``weights_only=False``, so it is replaced by one naming the file and the safe way out.
+        """
+        try:
+            ck = torch.load(self.checkpoint, map_location=device, weights_only=True)
+        except Exception as e:  # noqa: BLE001  (UnpicklingError, RuntimeError from the zip reader, OSError)
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint}: cannot be loaded safely ({type(e).__name__}); it is corrupt "
+                "or was not written by graphnet. Delete it to restart this seed from scratch") from None
+        try:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            if sched is not None:
+                sched.load_state_dict(ck["scheduler"])
+            scaler.load_state_dict(ck["scaler"])
+            _set_rng_state(ck["rng"], gen)
+            return ck["state"]
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint}: does not match this model and configuration "
+                f"({type(e).__name__}: {first}). Delete it to restart this seed from scratch") from None
     def _step(self, model, task, graph, batch, opt, scaler, amp, s) -> torch.Tensor:
         """One optimisation step; if autocast fails on the first step (an op without reduced-precision
         support, e.g. DGL's CPU SpMM in bf16), warn and train in float32 from then on."""

@@ -10,6 +10,7 @@ DataError naming the file and the line.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,17 @@ import numpy as np
 from graphnet.errors import DataError
 
 MAX_NODE_ID = 2**31 - 1  # larger ids are almost surely a parse mistake and would overflow edge keys
+
+# Python's int() also accepts "1_0", " 7 " and any Unicode digit ("\u0663" -> 3), so a garbled id would
+# silently become another node: integers in data files must be plain ASCII digits with an optional sign.
+_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def strict_int(tok: str) -> int:
+    """``int(tok)`` for plain ASCII integers only; anything else raises ValueError (callers add file/line)."""
+    if not _INT.fullmatch(tok):
+        raise ValueError(f"not an integer: {tok!r}")
+    return int(tok)
 
 
 def read_text(path: Path, what: str) -> str:
@@ -36,7 +48,7 @@ def read_text(path: Path, what: str) -> str:
 
 def _parse_id(tok: str, what: str, lineno: int, line: str, num_nodes: int | None) -> int:
     try:
-        v = int(tok)
+        v = strict_int(tok)
     except ValueError:
         raise DataError(
             f"{what}, line {lineno}: expected an integer node id, got {tok[:40]!r} in {line[:80]!r}"
@@ -114,6 +126,10 @@ def parse_edgelist(
                 raise DataError(f"{what}, line {lineno}: empty node name in {line[:80]!r}")
             u = names.setdefault(parts[0], len(names))
             v = names.setdefault(parts[1], len(names))
+            if num_nodes is not None and len(names) > num_nodes:
+                k = u if u >= num_nodes else v
+                raise DataError(f"{what}, line {lineno}: more than num_nodes={num_nodes} distinct node names "
+                                f"({parts[0 if k == u else 1][:40]!r} is number {k + 1})")
         if weighted:
             try:
                 w = float(parts[2])
@@ -137,11 +153,7 @@ def parse_edgelist(
 
 
 def _is_int(s: str) -> bool:
-    try:
-        int(s)
-        return True
-    except ValueError:
-        return False
+    return _INT.fullmatch(s) is not None
 
 
 def _read_labels(path: Path, n: int, node_index: dict[str, int] | None) -> np.ndarray:
@@ -149,6 +161,7 @@ def _read_labels(path: Path, n: int, node_index: dict[str, int] | None) -> np.nd
     what = f"labels file {path}"
     text = read_text(Path(path), what)
     y = np.full(n, -1, dtype=np.int64)
+    seen: dict[int, tuple[int, int]] = {}  # node -> (label, line): a conflicting repeat is an error
     first = True
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -168,14 +181,24 @@ def _read_labels(path: Path, n: int, node_index: dict[str, int] | None) -> np.nd
         else:
             raise DataError(f"{what}, line {lineno}: node {parts[0]!r} does not occur in the edge list")
         try:
-            lab = int(parts[1])
+            lab = strict_int(parts[1])
         except ValueError:
             raise DataError(
                 f"{what}, line {lineno}: expected an integer class id, got {parts[1][:40]!r}"
             ) from None
         if lab < 0:
             raise DataError(f"{what}, line {lineno}: class ids must be >= 0, got {lab}")
+        if lab >= n:  # also keeps huge ids out of int64 and out of a num_classes-wide output layer
+            raise DataError(f"{what}, line {lineno}: class id {lab} >= number of nodes {n} "
+                            "(class ids must be 0..C-1)")
+        if node in seen and seen[node][0] != lab:
+            old, old_line = seen[node]
+            raise DataError(f"{what}, line {lineno}: node {parts[0]} already has label {old} "
+                            f"(line {old_line}), got {lab}")
+        seen[node] = (lab, lineno)
         y[node] = lab
+    if (y < 0).all():
+        raise DataError(f"{what}: no labels found (expected 'node,label' lines)")
     return y
 
 
@@ -245,12 +268,16 @@ def load_npz(
 ) -> Any:
     """A Graph from a Shchur-format npz (see graphnet.data.shchur); ``split=False`` skips the 20/30 split."""
     from graphnet.data.shchur import graph_from_npz, read_npz
+    from graphnet.errors import GraphError
 
     path = Path(path)
     arrays = read_npz(path, f"npz file {path}")
     if not split:
         train_per_class = val_per_class = 0
-    return graph_from_npz(arrays, path.stem, lcc, remove_self_loops, seed, train_per_class, val_per_class)
+    try:
+        return graph_from_npz(arrays, path.stem, lcc, remove_self_loops, seed, train_per_class, val_per_class)
+    except GraphError as e:  # e.g. a class too small for the per-class split: name the file and the way out
+        raise DataError(f"npz file {path}: {e}; use train_per_class/val_per_class or split=False") from None
 
 
 def load_triples(path: str | Path, **options: Any) -> Any:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from graphnet.data.generic import MAX_NODE_ID, read_text
+from graphnet.data.generic import MAX_NODE_ID, read_text, strict_int
 from graphnet.errors import DataError
 
 
@@ -61,7 +61,7 @@ def read_edges_csv(path: Path, what: str) -> np.ndarray:
                 f"fields: {line[:60]!r}"
             )
         try:
-            u, v = int(parts[0]), int(parts[1])
+            u, v = strict_int(parts[0].strip()), strict_int(parts[1].strip())
         except ValueError:
             raise DataError(f"{what}, line {lineno}: expected integer node ids, got {line[:60]!r}") from None
         if min(u, v) < 0 or max(u, v) > MAX_NODE_ID:
@@ -96,7 +96,7 @@ def _parse_target(f: Any, what: str, id_column: str, label_column: str) -> tuple
         if len(row) != len(header):
             raise DataError(f"{what}, line {lineno}: expected {len(header)} fields, got {len(row)}")
         try:
-            ids.append(int(row[i_id]))
+            ids.append(strict_int(row[i_id].strip()))
             if not 0 <= ids[-1] <= MAX_NODE_ID:
                 raise ValueError
         except ValueError:
@@ -122,7 +122,7 @@ def read_features_json(path: Path, what: str, num_nodes: int) -> tuple[np.ndarra
     rows, cols = [], []
     for key, feats in data.items():
         try:
-            node = int(key)
+            node = strict_int(key)
         except ValueError:
             raise DataError(f"{what}: key {key!r} is not an integer node id") from None
         if not 0 <= node < num_nodes:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from graphnet.data.generic import MAX_NODE_ID, strict_int
 from graphnet.errors import DataError
 
 ML100K_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
@@ -51,13 +52,14 @@ def _lines(path: Path, label: str, encoding: str = "utf-8") -> list[tuple[int, s
 
 
 def _int(s: str, label: str, lineno: int, what: str, lo: int = 0, hi: int | None = None) -> int:
-    """``int(s)`` checked to lie in [lo, hi); errors name file, line and field."""
+    """``int(s)`` checked to lie in [lo, hi) (hi=None: ids up to MAX_NODE_ID, which keeps pair keys
+    ``user * num_items + item`` inside int64); errors name file, line and field."""
     try:
-        v = int(s)
+        v = strict_int(s)
     except ValueError:
         raise DataError(f"{label} line {lineno}: {what} must be an integer, got {s!r}") from None
-    if v < lo or (hi is not None and v >= hi):
-        rng = f"{lo} <= id < {hi}" if hi is not None else f"id >= {lo}"
+    if v < lo or v >= (MAX_NODE_ID + 1 if hi is None else hi):
+        rng = f"{lo} <= id < {hi}" if hi is not None else f"id >= {lo} (and <= {MAX_NODE_ID})"
         raise DataError(f"{label} line {lineno}: {what} {v} out of range, expected {rng}")
     return v
 
@@ -148,7 +150,8 @@ def _ml_ratings(path: Path, label: str, num_users: int, num_items: int) -> tuple
             u, i, r, t = _fields(line, "\t", 4, label, lineno)
             rows.append((_int(u, label, lineno, "user id", 1, num_users + 1),
                          _int(i, label, lineno, "item id", 1, num_items + 1),
-                         _int(r, label, lineno, "rating", 1, 6), _int(t, label, lineno, "timestamp")))
+                         _int(r, label, lineno, "rating", 1, 6),
+                         _int(t, label, lineno, "timestamp", 0, 2**62)))
         arr = np.array(rows, dtype=np.int64).reshape(-1, 4)
     pairs = torch.from_numpy(arr[:, :2] - 1)
     _check_unique(pairs[:, 0], pairs[:, 1], [n for n, _ in lines], num_items, label)
@@ -388,5 +391,8 @@ def load_interactions(card: dict, raw_dir: Path, path: str = "interactions.txt",
             splits[s] = pairs[idx]
             if rated:
                 splits[f"{s}_rating"] = r[idx]
+        if splits["train"].shape[0] == 0:
+            raise DataError(f"{parsed['train'][3]}: test_fraction={test_fraction} of {pairs.shape[0]} "
+                            "interactions leaves no training interaction")
     meta = {"implicit": not rated, "test_fraction": 0.0 if test_path else test_fraction, "seed": seed}
     return _graph(card, splits["train"], splits, U, I, meta)

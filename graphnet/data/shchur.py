@@ -56,8 +56,10 @@ def read_npz(path: Path, what: str) -> dict[str, Any]:
                     f"{what}: not a Shchur-format npz, missing arrays {missing} (has {sorted(keys)})"
                 )
             adj = csr("adj")
+            adj.check_format(full_check=True)  # out-of-range indices, non-monotone indptr: refused here
             if "attr_data" in keys:
                 attr = csr("attr")
+                attr.check_format(full_check=True)
             elif "attr_matrix" in keys:
                 attr = sp.csr_matrix(d["attr_matrix"])
             else:
@@ -73,6 +75,11 @@ def read_npz(path: Path, what: str) -> dict[str, Any]:
         raise DataError(f"{what}: adjacency must be square, got shape {adj.shape}")
     if labels.ndim != 1 or labels.shape[0] != n:
         raise DataError(f"{what}: labels must have shape ({n},), got {labels.shape}")
+    integral = labels.dtype.kind in "iu" or (
+        labels.dtype.kind == "f" and np.isfinite(labels).all() and np.all(labels == np.round(labels)))
+    if not integral:
+        raise DataError(f"{what}: labels must be integers, got dtype {labels.dtype}"
+                        + (" with fractional or non-finite values" if labels.dtype.kind == "f" else ""))
     if attr is not None and attr.shape[0] != n:
         raise DataError(f"{what}: attributes have {attr.shape[0]} rows, expected {n}")
     if not np.isfinite(adj.data).all() or (attr is not None and not np.isfinite(attr.data).all()):

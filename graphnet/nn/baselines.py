@@ -18,6 +18,7 @@ from dgl.sparse import SparseMatrix
 from torch import Tensor, nn
 
 from graphnet import ops
+from graphnet.errors import ConfigError, GraphError
 from graphnet.nn.conv import LightGCNProp
 from graphnet.nn.heads import make_triple_scorer
 
@@ -183,9 +184,9 @@ class GCMC(nn.Module):
                  dropout: float = 0.7, accum: str = "stack"):
         super().__init__()
         if accum not in ("stack", "sum"):
-            raise ValueError(f"GCMC accum: expected 'stack' or 'sum', got {accum!r}")
+            raise ConfigError(f"GCMC accum: expected 'stack' or 'sum', got {accum!r}")
         if accum == "stack" and hidden_dim % num_ratings:
-            raise ValueError(f"GCMC: hidden_dim={hidden_dim} must be divisible by num_ratings={num_ratings} "
+            raise ConfigError(f"GCMC: hidden_dim={hidden_dim} must be divisible by num_ratings={num_ratings} "
                              f"for accum='stack'")
         self.accum, self.dropout, self.num_ratings = accum, dropout, num_ratings
         width = hidden_dim // num_ratings if accum == "stack" else hidden_dim
@@ -210,7 +211,7 @@ class GCMC(nn.Module):
     def forward(self, A: SparseMatrix, X: Tensor | None = None, edge_type: Tensor | None = None,
                 edge_feat: Tensor | None = None) -> Tensor:
         if edge_type is None:
-            raise ValueError("GCMC: expected edge_type (rating class per edge of A), got None")
+            raise GraphError("GCMC: expected edge_type (rating class per edge of A), got None")
         W = self.W  # (R, N, width)
         if self.training and self.dropout > 0:
             keep = (torch.rand(W.shape[1], 1, device=W.device) >= self.dropout).to(W.dtype)  # (N, 1)

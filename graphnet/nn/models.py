@@ -20,8 +20,13 @@ from graphnet.nn.conv import APPNPConv, ChebConv, EdgeFeatConv, GATConv, GINConv
 from graphnet.nn.conv_rel import RelGraphConv, relation_norm
 
 
-def _check_sizes(model: str, in_dim: int, out_dim: int, num_layers: int, dropout: float) -> None:
-    for name, v in (("in_dim", in_dim), ("out_dim", out_dim), ("num_layers", num_layers)):
+def _check_sizes(model: str, in_dim: int, out_dim: int, num_layers: int, dropout: float,
+                 hidden_dim: int | None = None) -> None:
+    """ConfigError naming the argument for non-positive sizes (``hidden_dim`` is checked when given)."""
+    sizes = [("in_dim", in_dim), ("out_dim", out_dim), ("num_layers", num_layers)]
+    if hidden_dim is not None:
+        sizes.append(("hidden_dim", hidden_dim))
+    for name, v in sizes:
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ConfigError(f"{model}: expected {name} to be an integer >= 1, got {v!r}")
     if not 0.0 <= dropout < 1.0:
@@ -72,7 +77,7 @@ class MLP(_Stack):
         self, in_dim: int, out_dim: int, hidden_dim: int = 64, num_layers: int = 2, dropout: float = 0.5
     ):
         super().__init__()
-        _check_sizes("MLP", in_dim, out_dim, num_layers, dropout)
+        _check_sizes("MLP", in_dim, out_dim, num_layers, dropout, hidden_dim)
         self.in_dim = in_dim
         self.layers = nn.ModuleList(
             nn.Linear(i, o) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)
@@ -109,7 +114,7 @@ class GCN(_Stack):
         self, in_dim: int, out_dim: int, hidden_dim: int = 16, num_layers: int = 2, dropout: float = 0.5
     ):
         super().__init__()
-        _check_sizes("GCN", in_dim, out_dim, num_layers, dropout)
+        _check_sizes("GCN", in_dim, out_dim, num_layers, dropout, hidden_dim)
         self.layers = nn.ModuleList(
             GraphConv(i, o) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)
         )
@@ -137,7 +142,7 @@ class SAGE(_Stack):
         aggregator: str = "mean",
     ):
         super().__init__()
-        _check_sizes("SAGE", in_dim, out_dim, num_layers, dropout)
+        _check_sizes("SAGE", in_dim, out_dim, num_layers, dropout, hidden_dim)
         self.layers = nn.ModuleList(
             SAGEConv(i, o, aggregator) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)
         )
@@ -165,7 +170,7 @@ class GIN(_Stack):
         learn_eps: bool = True,
     ):
         super().__init__()
-        _check_sizes("GIN", in_dim, out_dim, num_layers, dropout)
+        _check_sizes("GIN", in_dim, out_dim, num_layers, dropout, hidden_dim)
         self.layers = nn.ModuleList(
             GINConv(i, o, hidden_dim=hidden_dim, learn_eps=learn_eps)
             for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)
@@ -194,7 +199,7 @@ class Cheb(_Stack):
         K: int = 4,
     ):
         super().__init__()
-        _check_sizes("Cheb", in_dim, out_dim, num_layers, dropout)
+        _check_sizes("Cheb", in_dim, out_dim, num_layers, dropout, hidden_dim)
         self.layers = nn.ModuleList(
             ChebConv(i, o, K) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)
         )
@@ -223,7 +228,7 @@ class EdgeFeat(_Stack):
         edge_dim: int = 1,
     ):
         super().__init__()
-        _check_sizes("EdgeFeat", in_dim, out_dim, num_layers, dropout)
+        _check_sizes("EdgeFeat", in_dim, out_dim, num_layers, dropout, hidden_dim)
         self.layers = nn.ModuleList(
             EdgeFeatConv(i, o, edge_dim) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)
         )
@@ -257,7 +262,7 @@ class RGCN(_Stack):
         self_loop: bool = True,
     ):
         super().__init__()
-        _check_sizes("RGCN", in_dim, out_dim, num_layers, dropout)
+        _check_sizes("RGCN", in_dim, out_dim, num_layers, dropout, hidden_dim)
         if not isinstance(num_relations, int) or num_relations < 1:
             raise ConfigError(f"RGCN: expected num_relations to be an integer >= 1, got {num_relations!r}")
         self.layers = nn.ModuleList(
@@ -300,7 +305,7 @@ class GAT(nn.Module):
         edge_dim: int | None = None,
     ):
         super().__init__()
-        _check_sizes("GAT", in_dim, out_dim, num_layers, dropout)
+        _check_sizes("GAT", in_dim, out_dim, num_layers, dropout, hidden_dim)
         self.edge_dim = edge_dim
         dims = [in_dim] + [hidden_dim * num_heads] * (num_layers - 1)
         self.layers = nn.ModuleList(

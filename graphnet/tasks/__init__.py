@@ -97,6 +97,10 @@ def make_encoder(task: str, graph: Graph, name: str, model_kwargs: dict[str, Any
     num_relations = max(edge_type) + 1. Parameters are initialized from ``seed`` alone (global RNG
     state is restored afterwards).
     """
+    if graph.X is not None and not graph.X.is_floating_point():
+        from graphnet.errors import GraphError
+
+        raise GraphError(f"X: expected floating-point features, got {graph.X.dtype} (convert with X.float())")
     registry = model_registry()
     cls = registry.get(name)
     n = graph.num_nodes
@@ -159,6 +163,15 @@ def require_split(task: str, splits: dict[str, Tensor], key: str, what: str) -> 
     if key not in splits:
         raise GraphError(f"task {task!r}: expected {what} {key!r}, got keys {sorted(splits)}")
     return splits[key]
+
+
+def check_batch_size(key: str, value: Any, allow_none: bool = True) -> None:
+    """ConfigError unless ``value`` is an int >= 1 (or None when allowed); ``key`` is e.g. task.batch_size."""
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        none = " (or none)" if allow_none else ""
+        raise ConfigError(f"{key}: expected an integer >= 1{none}, got {value!r}")
 
 
 from graphnet.tasks.kg_completion import KGCompletion  # noqa: E402  (helpers above are imported by tasks)

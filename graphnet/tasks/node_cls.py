@@ -15,7 +15,17 @@ from torch import Tensor, nn
 from graphnet.errors import GraphError
 from graphnet.graph import Graph
 from graphnet.metrics import accuracy
-from graphnet.tasks import encoder_names, make_encoder, require_split
+from graphnet.tasks import check_batch_size, encoder_names, make_encoder, require_split
+
+
+def _check_labelled(split: str, idx: Tensor, y: Tensor) -> None:
+    """A split must be non-empty and hold only labelled nodes (y >= 0): else NaN losses or torch errors."""
+    if idx.numel() == 0:
+        raise GraphError(f"task 'node': split {split!r} is empty")
+    bad = idx[y[idx] < 0]
+    if bad.numel():
+        raise GraphError(f"task 'node': split {split!r} contains node {int(bad[0])} without a label "
+                         f"(y = {int(y[bad[0]])})")
 
 
 class NodeClassification:
@@ -36,6 +46,7 @@ class NodeClassification:
     higher_is_better = True
 
     def __init__(self, batch_size: int | None = None, emb_dim: int = 64):
+        check_batch_size("task.batch_size", batch_size)
         self.batch_size, self.emb_dim = batch_size, emb_dim
         self.monitor = "val_accuracy"
 
@@ -49,6 +60,11 @@ class NodeClassification:
             got = None if y is None else f"shape {tuple(y.shape)} dtype {y.dtype}"
             raise GraphError(f"task 'node': expected y of shape (N,) with integer labels, got {got}")
         require_split("node", graph.splits, "train", "node split")
+        if not bool((y >= 0).any()):
+            raise GraphError("task 'node': no node has a label (all y < 0)")
+        for split in ("train", "val", "test"):
+            if split in graph.splits:
+                _check_labelled(split, graph.splits[split], y)
         num_classes = int(y.max()) + 1
         return make_encoder("node", graph, model_name, model_kwargs, num_classes, self.emb_dim,
                             self.valid_models(), seed)

@@ -26,7 +26,14 @@ from graphnet import metrics
 from graphnet.errors import ConfigError, GraphError
 from graphnet.graph import Graph, adjacency
 from graphnet.nn.heads import BilinearDecoder
-from graphnet.tasks import NodeEncoder, encoder_names, holdout_val, make_encoder, require_split
+from graphnet.tasks import (
+    NodeEncoder,
+    check_batch_size,
+    encoder_names,
+    holdout_val,
+    make_encoder,
+    require_split,
+)
 
 
 class RatingModel(nn.Module):
@@ -69,6 +76,8 @@ class RatingPrediction:
                  eval_batch_size: int = 65536, val_frac: float = 0.0):
         if loss not in ("ce", "mse"):
             raise ConfigError(f"task.loss: expected 'ce' or 'mse' for task 'rating', got {loss!r}")
+        check_batch_size("task.batch_size", batch_size)
+        check_batch_size("task.eval_batch_size", eval_batch_size, allow_none=False)
         self.loss_type, self.emb_dim, self.num_basis = loss, emb_dim, num_basis
         self.batch_size, self.eval_batch_size, self.val_frac = batch_size, eval_batch_size, val_frac
         self.monitor = "val_rmse"

@@ -27,7 +27,15 @@ from torch import Tensor, nn
 from graphnet import metrics
 from graphnet.errors import GraphError
 from graphnet.graph import Graph, adjacency
-from graphnet.tasks import NodeEncoder, encoder_names, holdout_val, isin_sorted, make_encoder, require_split
+from graphnet.tasks import (
+    NodeEncoder,
+    check_batch_size,
+    encoder_names,
+    holdout_val,
+    isin_sorted,
+    make_encoder,
+    require_split,
+)
 
 
 class RecModel(nn.Module):
@@ -63,6 +71,8 @@ class Recommendation:
 
     def __init__(self, ks: list[int] | tuple = (20,), emb_dim: int = 64, batch_size: int = 2048,
                  reg_weight: float = 1e-4, eval_batch_size: int = 1024, val_frac: float = 0.0):
+        check_batch_size("task.batch_size", batch_size, allow_none=False)
+        check_batch_size("task.eval_batch_size", eval_batch_size, allow_none=False)
         self.ks = [int(k) for k in ks]
         self.val_frac = val_frac
         self.emb_dim, self.batch_size, self.reg_weight = emb_dim, batch_size, reg_weight

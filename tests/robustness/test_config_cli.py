@@ -140,16 +140,10 @@ CLI_CASES = [
     pytest.param(["data", "info", "korate"], "'korate'", id="data-info-unknown"),
     pytest.param(["data", "info", "karate", "--set", "seed=x"], "'seed'", id="data-info-bad-option-type"),
     pytest.param(["data", "info", "karate", "--set", "=1"], "--set '=1'", id="data-info-option-without-key"),
-    pytest.param(["run", "{cfg}", "--set", "task.batch_size=0"], "batch_size", id="run-zero-batch-size",
-                 marks=bug("NodeClassification(batch_size=0) is accepted; torch's split() then raises "
-                           "RuntimeError 'split_size can only be 0 ...' (exit 1); validate batch_size >= 1 "
-                           "in the task constructor (ConfigError naming task.batch_size)")),
-    pytest.param(["run", "{cfg}", "--set", "model.hidden_dim=-3"], "hidden_dim", id="run-negative-hidden-dim",
-                 marks=bug("models._check_sizes does not check hidden_dim: -3 gives torch's RuntimeError "
-                           "'negative dimension' (exit 1) and hidden_dim=0 trains a degenerate model "
-                           "silently")),
-    pytest.param(["run", "{cfg}", "--set", "model.hidden_dim=0"], "hidden_dim", id="run-zero-hidden-dim",
-                 marks=bug("models._check_sizes: hidden_dim=0 is accepted and the run 'succeeds' (exit 0)")),
+    pytest.param(["run", "{cfg}", "--set", "task.batch_size=0"], "batch_size", id="run-zero-batch-size"),
+    pytest.param(["run", "{cfg}", "--set", "model.hidden_dim=-3"], "hidden_dim",
+                 id="run-negative-hidden-dim"),
+    pytest.param(["run", "{cfg}", "--set", "model.hidden_dim=0"], "hidden_dim", id="run-zero-hidden-dim"),
 ]
 
 

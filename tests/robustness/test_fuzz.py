@@ -197,10 +197,8 @@ def test_fuzz_interactions(workdir, text, **options):
     check_interactions(workdir, text, **options)
 
 
-# A known bug: fails on an early example; no shrinking (it would take minutes to minimize the failure).
-@pytest.mark.xfail(strict=True, reason="BUG: recsys._int has no upper bound when num_users/num_items are 0: "
-                   "ids >= 2**63 raise torch's RuntimeError 'Overflow when unpacking long', and ids around "
-                   "4e9 overflow the int64 key users * num_items + items (see test_loaders_malformed)")
+# Regression test for B12 (ids beyond int64 / pair-key overflow, fixed in recsys._int); no shrinking (a
+# failure would take minutes to minimize).
 @settings(FUZZ, phases=[Phase.generate])
 @given(text=lines(st.one_of(SMALL_INT, st.integers(min_value=0, max_value=10**25).map(str)), [" "], 2, 3))
 def test_fuzz_interactions_with_unbounded_ids(workdir, text):

@@ -75,36 +75,24 @@ EDGE_LIST_CASES = [
     case("edgelist-empty-node-name", *edges("a,b\n,c\n", node_ids="names"), DataError, "edges.txt",
          "line 2", "empty node name"),
     case("edgelist-names-beyond-num-nodes", *edges("a b\nb c\n", node_ids="names", num_nodes=2), DataError,
-         "edges.txt", "line 2", "num_nodes",
-         marks=bug("generic.parse_edgelist ignores num_nodes for node_ids='names': the 3rd name reaches "
-                   "Graph.from_edges, which raises GraphError 'dst: node id 2 out of range' (no file, no "
-                   "line)")),
+         "edges.txt", "line 2", "num_nodes"),
     case("edgelist-missing-file", {}, lambda d: generic.load_edgelist(d / "nope.txt"), DataError,
          "nope.txt", "not found"),
     case("edgelist-bad-reduce-option", *edges("0 1\n", reduce="mean"), DataError, "edges.txt", "reduce",
          "'mean'"),
-    case("edgelist-underscore-in-id", *edges("0 1\n1_0 1\n"), DataError, "edges.txt", "line 2", "'1_0'",
-         marks=bug("generic._parse_id uses int(), which accepts '1_0' (= 10) and non-ASCII digits "
-                   "('\\u0663' = 3): a garbled id silently becomes another node")),
-    case("edgelist-non-ascii-digit", *edges("0 1\n\u0663 1\n"), DataError, "edges.txt", "line 2",
-         marks=bug("generic._parse_id accepts the Arabic-Indic digit '\\u0663' as node 3")),
+    case("edgelist-underscore-in-id", *edges("0 1\n1_0 1\n"), DataError, "edges.txt", "line 2", "'1_0'"),
+    case("edgelist-non-ascii-digit", *edges("0 1\n\u0663 1\n"), DataError, "edges.txt", "line 2"),
     case("labels-node-out-of-range", *labelled("0,1\n9,1\n"), DataError, "labels.txt", "line 2", "9"),
     case("labels-negative-class", *labelled("0,1\n1,-1\n"), DataError, "labels.txt", "line 2", "-1"),
     case("labels-non-integer-class", *labelled("0,1\n1,x\n"), DataError, "labels.txt", "line 2", "'x'"),
     case("labels-three-columns", *labelled("0,1\n1,1,1\n"), DataError, "labels.txt", "line 2", "got 3"),
     case("labels-class-id-overflows-int64", *labelled("0,1\n1,99999999999999999999\n"), DataError,
-         "labels.txt", "line 2",
-         marks=bug("generic._read_labels stores int(label) into an int64 array: OverflowError from numpy")),
+         "labels.txt", "line 2"),
     case("labels-class-id-far-beyond-node-count", *labelled("0,1\n1,1000000000\n"), DataError,
-         "labels.txt", "line 2", "1000000000",
-         marks=bug("generic._read_labels accepts class id 1e9 for a 4-node graph; the node task then builds "
-                   "a 1e9-way output layer (num_classes = max label + 1) and runs out of memory")),
+         "labels.txt", "line 2", "1000000000"),
     case("labels-conflicting-duplicate", *labelled("0,1\n0,0\n"), DataError, "labels.txt", "line 2",
-         "line 1", marks=bug("generic._read_labels silently keeps the last of two different labels "
-                             "for node 0")),
-    case("labels-file-without-labels", *labelled("# nothing\n"), DataError, "labels.txt",
-         marks=bug("generic.load_edgelist with a labels file holding no labels returns empty train/val/test "
-                   "splits instead of an error")),
+         "line 1"),
+    case("labels-file-without-labels", *labelled("# nothing\n"), DataError, "labels.txt"),
 ]
 
 
@@ -170,18 +158,11 @@ INTERACTION_CASES = [
     case("interactions-bad-test-fraction", *inter("0 1\n1 2\n", test_fraction=1.5), DataError,
          "test_fraction", "1.5"),
     case("interactions-id-overflows-int64", *inter("0 1\n99999999999999999999999 1\n"), DataError,
-         "ratings.csv", "line 2",
-         marks=bug("recsys._int has no upper bound without num_users: torch.tensor(rows) raises "
-                   "RuntimeError 'Overflow when unpacking long'")),
+         "ratings.csv", "line 2"),
     case("interactions-huge-ids-overflow-pair-key", *inter("0 1\n4000000000 4000000000\n"), DataError,
-         "ratings.csv", "line 2",
-         marks=bug("recsys: user/item ids of 4e9 overflow the int64 key users * num_items + items in "
-                   "bipartite_graph; the user gets GraphError 'src: node id -611686017 out of range' with no "
-                   "file or line")),
+         "ratings.csv", "line 2"),
     case("interactions-holdout-leaves-train-empty", *inter("0 1\n", test_fraction=0.9), DataError,
-         "ratings.csv", "train",
-         marks=bug("recsys.load_interactions holds out every interaction (test_fraction=0.9 of 1) and "
-                   "returns an empty train split without an error")),
+         "ratings.csv", "train"),
 ]
 
 
@@ -218,25 +199,15 @@ NPZ_CASES = [
          "3 rows"),
     case("npz-labels-2d", *npz(npz_bytes(labels=np.ones((2, 2), dtype=int))), DataError, "graph.npz",
          "labels"),
-    case("npz-index-out-of-range", *npz(npz_bytes(adj_indices=np.array([5, 0]))), DataError, "graph.npz",
-         marks=bug("shchur.read_npz: a CSR column index 5 >= N passes sp.csr_matrix; .tocoo() later raises "
-                   "scipy's ValueError 'axis 1 index 5 exceeds matrix dimension 2' (no file); fix: "
-                   "adj.check_format(full_check=True) inside the try")),
+    case("npz-index-out-of-range", *npz(npz_bytes(adj_indices=np.array([5, 0]))), DataError, "graph.npz"),
     case("npz-corrupt-indptr", *npz(npz_bytes(adj_indptr=np.array([0, 5, 2]))), DataError, "graph.npz",
-         "indptr",
-         marks=bug("shchur.read_npz accepts a non-monotonic adj_indptr [0, 5, 2] and silently builds some "
-                   "graph; fix: check_format(full_check=True)")),
+         "indptr"),
     case("npz-string-labels", *npz(npz_bytes(labels=np.array(["a", "b"]))), DataError, "graph.npz",
-         "labels",
-         marks=bug("shchur.graph_from_npz: labels.astype(int64) on a string array raises numpy's "
-                   "ValueError; fix: require an integer dtype in read_npz")),
+         "labels"),
     case("npz-fractional-labels", *npz(npz_bytes(labels=np.array([0.5, 1.0]))), DataError, "graph.npz",
-         "labels", marks=bug("shchur.graph_from_npz silently truncates float labels 0.5 -> 0")),
+         "labels"),
     case("npz-class-too-small-for-split", *npz(npz_bytes(), split=True), DataError, "graph.npz",
-         "train_per_class",
-         marks=bug("generic.load_npz: shchur_split's GraphError ('class 0 has 1 nodes ...') does not name "
-                   "the file; fix: catch it in load_npz and re-raise as DataError naming the file, "
-                   "train_per_class and split=False")),
+         "train_per_class"),
 ]
 
 

@@ -194,9 +194,6 @@ def test_malicious_checkpoint_is_refused_without_executing(tmp_path):
     assert marker.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Trainer.fit calls torch.load(checkpoint, weights_only=True) "
-                   "unguarded: a tampered checkpoint surfaces as torch's pickle.UnpicklingError, which names "
-                   "no file and advises re-running with weights_only=False (i.e. running the payload)")
 def test_malicious_checkpoint_error_is_a_data_error_naming_the_file(tmp_path):
     from graphnet.run import run
 
@@ -207,9 +204,6 @@ def test_malicious_checkpoint_error_is_a_data_error_naming_the_file(tmp_path):
     assert "checkpoint.pt" in str(e.value) and "weights_only=False" not in str(e.value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a truncated/corrupt checkpoint gives torch's RuntimeError "
-                   "'PytorchStreamReader failed reading zip archive' with no file name; Trainer.fit should "
-                   "raise DataError naming the checkpoint and saying to delete it to restart the seed")
 def test_corrupt_checkpoint_is_a_data_error_naming_the_file(tmp_path):
     from graphnet.run import run
 
@@ -218,4 +212,14 @@ def test_corrupt_checkpoint_is_a_data_error_naming_the_file(tmp_path):
     torch.save({"model": {"w": torch.ones(100)}}, buf)
     (run_dir / "seed-0" / "checkpoint.pt").write_bytes(buf.getvalue()[:300])
     with pytest.raises(DataError, match="checkpoint.pt"):
+        run(None, resume=run_dir)
+
+
+def test_checkpoint_of_another_model_is_a_data_error_naming_the_file(tmp_path):
+    """A loadable checkpoint that does not fit this run (keys missing) names the file, no KeyError."""
+    from graphnet.run import run
+
+    run_dir = _interrupted_run(tmp_path)
+    torch.save({"model": {"w": torch.ones(3)}}, run_dir / "seed-0" / "checkpoint.pt")
+    with pytest.raises(DataError, match="checkpoint.pt.*does not match"):
         run(None, resume=run_dir)
