@@ -27,7 +27,7 @@ demo: venv
 	$(PY) -m graphnet demo
 
 test: venv
-	$(PY) -m pytest -q -m "not slow and not download" tests
+	$(PY) -m pytest -q -m "not slow" tests
 
 test-slow: venv
 	$(PY) -m pytest -q -m slow tests
