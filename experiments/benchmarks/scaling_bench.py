@@ -1,0 +1,220 @@
+"""Scaling (issue 6, 4c): epoch time and peak RSS of GCN training on random graphs from 1e5 to 1e8 edges.
+
+Every point runs in a fresh subprocess (``--point``), so its peak RSS (``VmHWM`` from /proc/self/status)
+belongs to that point alone. Graph: N = E / avg_degree nodes, E uniform random directed edges
+(``torch.randint``; duplicates kept, i.e. a multigraph, since deduplicating 1e8 keys is a second sort),
+X (N, 16) float32 random, 8 random classes. The graph is built the graphnet way: ``adjacency`` -> the
+model's ``preprocess`` (``ops.gcn_norm``, self-loops included) -> CSR materialized once.
+Model: graphnet GCN, 2 layers, 16 -> 16 -> 8, dropout 0.5, Adam lr 0.01.
+- full: one epoch = full-batch forward + backward + step (loss on a random 10% of the nodes).
+- sampled: ``graphnet.sampling.NeighborSampler([10, 10])``, ``--batches`` batches of 1,024 seed nodes;
+  one epoch = sample + forward on the blocks + backward + step for each batch.
+Reported per point: build time (random edges -> normalized CSR), median epoch time over ``--epochs`` after
+one warm-up epoch, RSS after imports, and peak RSS. Slopes are least-squares fits of log(y) on log(E).
+
+Run (about 10-15 minutes on 2 loaded cores with the 1e8 point; Markdown to --out):
+    DGLBACKEND=pytorch .venv/bin/python experiments/benchmarks/scaling_bench.py \
+        --out experiments/benchmarks/RESULTS-scaling.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import common  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", help="Markdown file to write the results to")
+    p.add_argument("--full", default="1e5,1e6,1e7,3e7", help="edge counts for full-batch training")
+    p.add_argument("--sampled", default="1e5,1e6,1e7,1e8", help="edge counts for sampled training")
+    p.add_argument("--avg-degree", type=int, default=10)
+    p.add_argument("--feat", type=int, default=16)
+    p.add_argument("--batches", type=int, default=10, help="sampled batches per epoch")
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs per point")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--point", help="internal: 'full:<E>' or 'sampled:<E>' (run one point, print JSON)")
+    return p.parse_args()
+
+
+def vm(key: str) -> float:
+    """A /proc/self/status field in GB (VmRSS = now, VmHWM = peak)."""
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+    return kb / 2**20
+
+
+def run_point(mode: str, num_edges: int, args) -> dict:
+    common.setup_threads(args.threads)
+    import torch
+    import torch.nn.functional as F
+
+    from graphnet.graph import adjacency
+    from graphnet.nn.models import GCN
+    from graphnet.sampling import NeighborSampler
+
+    rss_imports = vm("VmRSS")
+    n = max(num_edges // args.avg_degree, 2)
+    gen = torch.Generator().manual_seed(args.seed)
+    t0 = time.perf_counter()
+    src = torch.randint(0, n, (num_edges,), generator=gen)
+    dst = torch.randint(0, n, (num_edges,), generator=gen)
+    A = adjacency(src, dst, n)
+    del src, dst
+    A = GCN.preprocess(A)  # ops.gcn_norm: self-loops + symmetric normalization, once
+    A.csr()  # materialize CSR on the object that is reused (DGL then runs its CSR kernels)
+    build_s = time.perf_counter() - t0
+    X = torch.randn(n, args.feat, generator=gen)
+    y = torch.randint(0, 8, (n,), generator=gen)
+    train = torch.randperm(n, generator=gen)[: max(n // 10, 1)]
+    torch.manual_seed(args.seed)
+    model = GCN(args.feat, 8, hidden_dim=16, num_layers=2, dropout=0.5)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    sampler = NeighborSampler([10, 10])
+
+    def epoch_full() -> None:
+        opt.zero_grad()
+        F.cross_entropy(model(A, X)[train], y[train]).backward()
+        opt.step()
+
+    def epoch_sampled() -> None:
+        perm = train[torch.randperm(train.numel(), generator=gen)]
+        for seeds in perm[: args.batches * 1024].split(1024):
+            mb = sampler.sample(A, seeds, gen)
+            H = X[mb.input_nodes]
+            for i, (layer, B) in enumerate(zip(model.layers, mb.blocks, strict=True)):
+                H = layer(B, model.dropout(H))  # the GCN stack's loop over the sampled blocks
+                if i < len(model.layers) - 1:
+                    H = F.relu(H)
+            opt.zero_grad()
+            F.cross_entropy(H, y[mb.output_nodes]).backward()
+            opt.step()
+
+    epoch = epoch_full if mode == "full" else epoch_sampled
+    epoch()  # warm-up
+    times = []
+    for _ in range(args.epochs):
+        t = time.perf_counter()
+        epoch()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return {
+        "mode": mode,
+        "edges": num_edges,
+        "nodes": n,
+        "nnz": int(A.nnz),
+        "build_s": build_s,
+        "epoch_s": times[len(times) // 2],
+        "rss_imports_gb": rss_imports,
+        "peak_gb": vm("VmHWM"),
+    }
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sum((a - mx) ** 2 for a in lx)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.point:
+        mode, e = args.point.split(":")
+        print(json.dumps(run_point(mode, int(float(e)), args)), flush=True)
+        return
+    load_before = common.uptime()
+    rows, failures = [], []
+    for mode, spec in (("full", args.full), ("sampled", args.sampled)):
+        for e in [s for s in spec.split(",") if s]:
+            cmd = [
+                sys.executable,
+                __file__,
+                "--point",
+                f"{mode}:{e}",
+                "--avg-degree",
+                str(args.avg_degree),
+                "--feat",
+                str(args.feat),
+                "--batches",
+                str(args.batches),
+                "--epochs",
+                str(args.epochs),
+                "--threads",
+                str(args.threads),
+                "--seed",
+                str(args.seed),
+            ]
+            load = common.uptime().split("load average:")[-1].strip()
+            r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+            lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+            if r.returncode != 0 or not lines:
+                failures.append(f"{mode} E={e}: exit {r.returncode}: {r.stderr.strip().splitlines()[-1:]}")
+                continue
+            row = json.loads(lines[-1])
+            row["load"] = load
+            rows.append(row)
+            print(
+                json.dumps(row), file=sys.stderr, flush=True
+            )  # progress (this is a script, not the library)
+    out = ["# Scaling: GCN epoch time and peak RSS vs edges (issue 6, 4c)", ""]
+    common.setup_threads(args.threads)
+    out += common.machine_header(args.threads, common.measure_bandwidth(), load_before, common.uptime())
+    out += [
+        f"- graphs: N = E / {args.avg_degree}, uniform random edges (multigraph), "
+        f"X (N, {args.feat}) float32; GCN 2 layers {args.feat}->16->8; sampled: fanouts [10, 10], "
+        f"{args.batches} batches of 1,024 seeds "
+        f"per epoch; median of {args.epochs} epochs after 1 warm-up; each point in a fresh subprocess",
+        "",
+        "| mode | edges | nodes | nnz (+ self-loops) | build s | epoch s | RSS after imports GB "
+        "| peak RSS GB | peak - imports GB | load (1/5/15 min) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['mode']} | {r['edges']:.0e} | {r['nodes']:,} | {r['nnz']:,} | {r['build_s']:.1f} | "
+            f"{r['epoch_s']:.2f} | {r['rss_imports_gb']:.2f} | {r['peak_gb']:.2f} | "
+            f"{r['peak_gb'] - r['rss_imports_gb']:.2f} | {r['load']} |"
+        )
+    out += ["", "## Log-log slopes (d log y / d log E; 1 = linear in edges)", ""]
+    for mode in ("full", "sampled"):
+        rs = [r for r in rows if r["mode"] == mode]
+        big = [r for r in rs if r["edges"] >= 1e6]
+        if len(big) < 2:
+            continue
+        e = [r["edges"] for r in big]
+        s_mem = slope(e, [r["peak_gb"] - r["rss_imports_gb"] for r in big])
+        s_build = slope(e, [r["build_s"] for r in big])
+        s_epoch = slope(e, [r["epoch_s"] for r in big])
+        out.append(
+            f"- {mode} (E >= 1e6, {len(big)} points): peak RSS above imports {s_mem:.2f}, build time "
+            f"{s_build:.2f}, epoch time {s_epoch:.2f}"
+        )
+    top = [r for r in rows if r["mode"] == "sampled" and r["edges"] >= 1e8]
+    if top:
+        out.append(
+            f"- target 'sampled training on 1e8 edges fits in 24 GB': peak RSS {top[0]['peak_gb']:.2f} GB "
+            f"-> {'met' if top[0]['peak_gb'] <= 24 else 'NOT met'}"
+        )
+    if failures:
+        out += ["", "Failed points:"] + [f"- {f}" for f in failures]
+    text = "\n".join(out) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()
