@@ -302,6 +302,8 @@ def expand_sweep(cfg: ExperimentConfig,
     for values in itertools.product(*(cfg.sweep[k] for k in keys)):
         settings = dict(zip(keys, values, strict=True))
         raw = copy.deepcopy(cfg.sweep_base)
+        # seed/seeds may have been changed after loading (--seeds N): every point runs what cfg says.
+        raw["seed"], raw["seeds"] = cfg.seed, cfg.seeds
         for key, value in settings.items():
             node = raw
             *parents, last = key.split(".")

@@ -211,6 +211,14 @@ def test_sweep_expands_into_a_validated_grid(tmp_path):
     assert expand_sweep(load_config(write(tmp_path, FOUR_LINES))) == []
 
 
+def test_sweep_points_take_seeds_set_after_loading(tmp_path):
+    """`graphnet run sweep.toml --seeds 3` runs 3 seeds at every point (dataclasses.replace after load)."""
+    cfg = load_config(write(tmp_path, FOUR_LINES + '[sweep]\n"train.lr" = [0.01, 0.02]\n'))
+    assert cfg.seeds == 1
+    points = expand_sweep(dataclasses.replace(cfg, seeds=3, seed=7))
+    assert [(p.seeds, p.seed) for _, p in points] == [(3, 7), (3, 7)]
+
+
 def test_sweep_over_models_takes_each_models_defaults(tmp_path):
     cfg = load_config(write(tmp_path, FOUR_LINES + '[sweep]\n"model.name" = ["gcn", "gat"]\n'))
     (_, gcn), (_, gat) = expand_sweep(cfg)

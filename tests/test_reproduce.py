@@ -1,0 +1,165 @@
+"""Reproduction checks for experiments/reproduce (issue 5).
+
+- Every reproduction config validates and has a row in run_all.ROWS and make_table.ROWS (and vice versa).
+- CI smoke runs: one short run per task on real data from the offline mirror, asserting a floor well above
+  chance (node: Cora GCN; link: Cora GCN + dot decoder; kg: Nations DistMult; rec: Gowalla LightGCN on 500
+  users; rating: ml-100k GC-MC). Floors sit below what the short schedules reach here (numbers in each test).
+- ``slow``: the committed configs, 10 seeds, against the published numbers for the rows that run their full
+  schedule on 2 CPU cores and land within tolerance (max(1 point, the reported std)); see RESULTS.md.
+
+Real data comes from $GRAPHNET_MIRROR (default ../shared/data); tests skip with a reason without it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from graphnet.config import from_dict, load_config
+from graphnet.run import run
+
+ROOT = Path(__file__).resolve().parent.parent
+REPRO = ROOT / "experiments" / "reproduce"
+MIRROR = Path(os.environ.get("GRAPHNET_MIRROR") or ROOT.parent / "shared" / "data")
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(f"repro_{name}", REPRO / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def real_data(monkeypatch, tmp_path_factory):
+    if not MIRROR.is_dir():
+        pytest.skip(f"offline mirror {MIRROR} not found (set GRAPHNET_MIRROR)")
+    monkeypatch.setenv("GRAPHNET_MIRROR", str(MIRROR))
+    if not os.environ.get("GRAPHNET_DATA"):
+        monkeypatch.setenv("GRAPHNET_DATA", str(tmp_path_factory.getbasetemp() / "graphnet-data"))
+
+
+# ------------------------------------------------------------------------------------- integrity
+@pytest.mark.parametrize("path", sorted(REPRO.glob("*.toml")), ids=lambda p: p.stem)
+def test_reproduction_config_validates(path):
+    cfg = load_config(path)
+    assert cfg.name == path.stem  # the table and the run directories are keyed by the file name
+
+
+def test_every_config_has_a_row_and_every_row_a_config():
+    configs = {p.stem for p in REPRO.glob("*.toml")}
+    assert set(_module("run_all").ROWS) == configs
+    assert {r["name"] for r in _module("make_table").ROWS} == configs
+
+
+def test_table_statistics_are_unbiased_std():
+    """make_table reads per-seed values and reports the sample (n - 1) std, as the issue asks."""
+    fmt = _module("make_table").fmt
+    assert fmt([0.80, 0.82, 0.84], 100.0) == "82.00 ± 2.00 (n=3)"  # sqrt(((2)^2 + 0 + 2^2) / 2) = 2
+    assert fmt([0.5], 1.0) == "0.5000 (n=1)"
+
+
+# ------------------------------------------------------------------------------------- smoke runs
+def _run(raw: dict, tmp_path: Path, seeds: int = 1) -> dict:
+    summary = run(
+        from_dict({"name": "smoke", **raw}), out=tmp_path, seeds=seeds, device="cpu", progress=False
+    )
+    return {k: v["mean"] for k, v in summary["metrics"].items()}
+
+
+@pytest.mark.download
+def test_smoke_node_cora_gcn(real_data, tmp_path):
+    """Cora GCN, the paper protocol cut to 100 epochs: >= 0.78 test accuracy (0.801 measured here; the
+    full 200 epochs give 0.818 ± 0.007 over 10 seeds)."""
+    cfg = load_config(REPRO / "cora_gcn.toml", ["train.epochs=100"])
+    summary = run(cfg, out=tmp_path, seeds=1, device="cpu", progress=False)
+    acc = summary["metrics"]["test_accuracy"]["mean"]
+    assert acc >= 0.78, acc
+
+
+@pytest.mark.download
+def test_smoke_link_cora_gcn(real_data, tmp_path):
+    """GAE-style link prediction on Cora (seeded 5/10% edge split): ROC-AUC >= 0.85 after 100 epochs (0.886
+    measured here; a random scorer gives 0.5)."""
+    m = _run(
+        {
+            "data": {"name": "cora", "normalize_features": True},
+            "model": {"name": "gcn", "hidden_dim": 32},
+            "task": {"name": "link", "decoder": "dot", "out_dim": 16},
+            "train": {"epochs": 100, "lr": 0.01, "weight_decay": 0.0},
+        },
+        tmp_path,
+    )
+    assert m["test_roc_auc"] >= 0.85, m
+
+
+@pytest.mark.download
+def test_smoke_kg_nations_distmult(real_data, tmp_path):
+    """Nations DistMult (ConvE protocol) for 40 epochs: filtered MRR >= 0.55, Hits@10 >= 0.95 (0.759 / 0.998
+    measured here; the full config gives 0.740 / 0.997 over 10 seeds)."""
+    cfg = load_config(REPRO / "nations_distmult.toml", ["train.epochs=40", "train.patience=0"])
+    summary = run(cfg, out=tmp_path, seeds=1, device="cpu", progress=False)
+    mrr, h10 = (summary["metrics"][k]["mean"] for k in ("test_mrr", "test_hits@10"))
+    assert mrr >= 0.55 and h10 >= 0.95, (mrr, h10)
+
+
+@pytest.mark.download
+def test_smoke_rec_gowalla_lightgcn(real_data, tmp_path):
+    """LightGCN on 500 Gowalla users (12,359 items), 5 epochs at lr 0.01: Recall@20 >= 0.03 (0.047 measured
+    here; a uniform ranking gives ~20 / 12,359 = 0.0016; MF-BPR needs far more steps, 0.004-0.012)."""
+    m = _run(
+        {
+            "data": {"name": "gowalla", "max_users": 500},
+            "model": {"name": "lightgcn"},
+            "task": {"name": "rec"},
+            "train": {"epochs": 5, "lr": 0.01, "eval_every": 1, "monitor": "test_recall@20"},
+        },
+        tmp_path,
+    )
+    assert m["test_recall@20"] >= 0.03, m
+
+
+@pytest.mark.download
+def test_smoke_rating_ml100k_gcmc(real_data, tmp_path):
+    """GC-MC on ml-100k u1 for 40 epochs: test RMSE <= 1.05 (1.016 measured here, ~10 s; predicting the
+    training mean gives 1.154; the full 1000 epochs reach 0.913)."""
+    cfg = load_config(REPRO / "ml-100k_gcmc.toml", ["train.epochs=40"])
+    summary = run(cfg, out=tmp_path, seeds=1, device="cpu", progress=False)
+    rmse = summary["metrics"]["test_rmse"]["mean"]
+    assert rmse <= 1.05, rmse
+
+
+# ------------------------------------------------------------------------------------- published numbers
+# (config, metric, reference, tolerance = max(1 point, the reported std)): the rows whose full schedule runs
+# here and matched in RESULTS.md (10 seeds; Amazon Photo: 10 random splits).
+PUBLISHED = [
+    ("cora_gcn", "test_accuracy", 0.815, 0.010),
+    ("citeseer_gcn", "test_accuracy", 0.703, 0.010),
+    ("cora_gat", "test_accuracy", 0.830, 0.010),
+    ("cora_sgc", "test_accuracy", 0.810, 0.010),
+    ("citeseer_sgc", "test_accuracy", 0.719, 0.010),
+    ("cora_appnp", "test_accuracy", 0.837, 0.010),
+    ("citeseer_appnp", "test_accuracy", 0.715, 0.010),
+    ("amazon-photo_gcn", "test_accuracy", 0.912, 0.012),
+]
+
+
+def _values(summary: dict, metric: str) -> list[float]:
+    """Per-run values of ``metric``: over seeds, or over every seed of every point of a [sweep]."""
+    if "points" in summary:
+        return [v for p in summary["points"] for v in p["metrics"][metric]["values"]]
+    return summary["metrics"][metric]["values"]
+
+
+@pytest.mark.slow
+@pytest.mark.download
+@pytest.mark.parametrize("name,metric,ref,tol", PUBLISHED, ids=[p[0] for p in PUBLISHED])
+def test_published_number_is_reproduced(name, metric, ref, tol, real_data, tmp_path):
+    cfg = load_config(REPRO / f"{name}.toml")
+    summary = run(cfg, out=tmp_path, seeds=None if cfg.sweep else 10, device="cpu", progress=False)
+    vals = _values(summary, metric)
+    mean = sum(vals) / len(vals)
+    assert len(vals) == 10 and abs(mean - ref) <= tol, (mean, vals, ref)
