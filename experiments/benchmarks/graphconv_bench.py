@@ -11,7 +11,7 @@ Two modes: gradients to X and the parameters with *fixed* edge weights, and addi
 Rows marked "(ref)" are not the same computation or not the library's recommended path; they are shown for
 context and not used for the targets.
 
-Run (about 5 minutes on 2 cores; the Markdown table goes to --out, nothing else of importance is printed):
+Run (about 4 minutes on an idle 2-core machine; the Markdown goes to --out, nothing else is printed):
     DGLBACKEND=pytorch .venv/bin/python experiments/benchmarks/graphconv_bench.py \
         --out experiments/benchmarks/RESULTS-graphconv.md
 Quick check: ``--edges 20000 --rounds 3 --warmup 1 --out /tmp/gc.md``.

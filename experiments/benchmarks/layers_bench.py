@@ -13,7 +13,7 @@ Layers (in_dim = 64):
 - GAT: 4 heads x 16, LeakyReLU(0.2) logits, softmax over in-edges, no dropout, self-loops.
 - GIN: ``MLP((1 + eps) x_i + sum_j x_j)``, learnable eps, MLP 64-64-64 with ReLU.
 
-Run (about 10 minutes on 2 cores; the Markdown goes to --out):
+Run (about 3 minutes on an idle 2-core machine; the Markdown goes to --out):
     DGLBACKEND=pytorch .venv/bin/python experiments/benchmarks/layers_bench.py \
         --out experiments/benchmarks/RESULTS-layers.md
 """
