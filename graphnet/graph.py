@@ -7,7 +7,8 @@ opposite convention (``M[u, v]`` = edge ``u -> v``); ``from_scipy``/``to_scipy``
 
 Duplicate entries (the same (i, j) stored twice) are allowed until ``coalesce()``: ``ops.spmm`` and the
 degree functions sum them, but dgl.sparse's ``SparseMatrix.to_dense()`` keeps only one of them, so
-compare against dense references only after ``coalesce()`` (or build them with ``index_put(accumulate=True)``).
+compare against dense references only after ``coalesce()`` (or build them with
+``index_put(accumulate=True)``).
 
 Edge data (``edge_feat`` (E, d), ``edge_type`` (E,)) is aligned with the order of ``A``'s nonzeros
 (``A.row[e], A.col[e]``); every method that reorders or drops edges carries them along.
@@ -272,7 +273,8 @@ class Graph:
                              "relations explicitly")
         row, col, val = self.A.row, self.A.col, self.A.val
         rev = row != col  # self-loops are not copied: they are their own reverse
-        g = self._with_edges(torch.cat([row, col[rev]]), torch.cat([col, row[rev]]), torch.cat([val, val[rev]]))
+        both = (torch.cat([row, col[rev]]), torch.cat([col, row[rev]]), torch.cat([val, val[rev]]))
+        g = self._with_edges(*both)
         return g.coalesce(reduce=reduce)
 
     def add_self_loops(self, weight: float = 1.0) -> Graph:
@@ -326,7 +328,7 @@ class Graph:
     @classmethod
     def from_edge_index(cls, edge_index: Tensor, num_nodes: int | None = None, edge_weight: Any = None,
                         **fields: Any) -> Graph:
-        """From a PyG-style ``edge_index`` (2, E) with row 0 = source, row 1 = target (flow source_to_target)."""
+        """From a PyG-style ``edge_index`` (2, E): row 0 = source, row 1 = target (flow source_to_target)."""
         edge_index = torch.as_tensor(edge_index)
         if edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise GraphError(f"edge_index: expected shape (2, E), got {tuple(edge_index.shape)}")
@@ -404,7 +406,8 @@ class Graph:
         G = nx.MultiDiGraph() if multi else nx.DiGraph()
         G.add_nodes_from(range(self.num_nodes))
         w = self.A.val.detach().cpu().tolist()
-        G.add_weighted_edges_from(zip(self.A.col.tolist(), self.A.row.tolist(), w), weight=weight)
+        edges = zip(self.A.col.tolist(), self.A.row.tolist(), w, strict=True)
+        G.add_weighted_edges_from(edges, weight=weight)
         return G
 
     def to_dgl(self, weight: str = "w") -> Any:

@@ -76,7 +76,7 @@ def _require_square(A: SparseMatrix, what: str) -> None:
 
 
 def drop_edges(A: SparseMatrix, p: float, generator: torch.Generator | None = None) -> SparseMatrix:
-    """Drop each edge independently with probability p (DropEdge, Rong et al. 2020); values are not rescaled."""
+    """Drop each edge independently with probability p (DropEdge, Rong et al. 2020); values not rescaled."""
     if not 0.0 <= p < 1.0:
         raise GraphError(f"drop_edges: expected 0 <= p < 1, got p={p}")
     if p == 0.0:
