@@ -34,23 +34,6 @@ def random_kg(n: int = 20, r: int = 3, m: int = 80, seed: int = 0) -> Graph:
                             meta={"num_entities": n, "num_relations": r})
 
 
-def train(task, model, graph, epochs: int, lr: float = 0.05) -> list[float]:
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(0)
-    out = []
-    for epoch in range(epochs):
-        model.train()
-        losses = []
-        for batch in task.batches(model, graph, epoch, gen):
-            opt.zero_grad()
-            loss = task.loss(model, graph, batch)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        out.append(sum(losses) / len(losses))
-    return out
-
-
 class TableScorer(nn.Module):
     """Test scorer with fixed score tables; entity representations are one-hot so argmax recovers the id."""
 
@@ -127,12 +110,12 @@ def test_one_to_n_loss_equals_dense_bce():
     ("distmult", {}), ("complex", {}), ("rotate", {"training": "negative", "adversarial_temperature": 1.0,
                                                    "num_neg": 8}),
     ("rgcn", {"decoder": "distmult"}), ("distmult", {"training": "negative", "num_neg": 8})])
-def test_loss_decreases(model_name, kw):
+def test_loss_decreases(model_name, kw, fit_task):
     graph = random_kg()
     task = KGCompletion(emb_dim=16, batch_size=32, **kw)
     mkw = {"rgcn": {"hidden_dim": 16, "num_bases": 2}, "rotate": {"gamma": 6.0}}.get(model_name, {})
     model, g = task.setup(graph, model_name, mkw, seed=0)
-    losses = train(task, model, g, 25, lr=0.05)
+    losses = fit_task(task, model, g, 25, lr=0.05)
     assert losses[-1] < 0.7 * losses[0]
 
 

@@ -27,23 +27,6 @@ def clusters(n_clusters: int = 3, size: int = 8, seed: int = 0) -> Graph:
     return Graph.from_edges(src, dst, n_clusters * size)
 
 
-def train(task, model, graph, epochs: int, lr: float = 0.02) -> list[float]:
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(0)
-    out = []
-    for epoch in range(epochs):
-        model.train()
-        losses = []
-        for batch in task.batches(model, graph, epoch, gen):
-            opt.zero_grad()
-            loss = task.loss(model, graph, batch)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        out.append(sum(losses) / len(losses))
-    return out
-
-
 def _keys(pairs: torch.Tensor, n: int) -> set[int]:
     return set((pairs[:, 0] * n + pairs[:, 1]).tolist())
 
@@ -89,20 +72,20 @@ def test_negative_sampling_avoids_training_positives_and_is_seeded():
 
 @pytest.mark.parametrize("model_name,decoder",
                          [("gcn", "dot"), ("sage", "mlp"), ("mf", "dot"), ("lightgcn", "dot")])
-def test_loss_decreases(model_name, decoder):
+def test_loss_decreases(model_name, decoder, fit_task):
     graph = clusters()
     task = LinkPrediction(decoder=decoder, out_dim=16, emb_dim=16, mlp_hidden_dim=16)
     kwargs = {"hidden_dim": 16, "dropout": 0.0} if model_name in ("gcn", "sage") else {}
     model, g = task.setup(graph, model_name, kwargs, seed=0)
-    losses = train(task, model, g, 40)
+    losses = fit_task(task, model, g, 40, lr=0.02)
     assert losses[-1] < 0.7 * losses[0]
 
 
-def test_evaluate_matches_metric_functions():
+def test_evaluate_matches_metric_functions(fit_task):
     graph = clusters()
     task = LinkPrediction(out_dim=8, emb_dim=8, hits_k=(1, 3))
     model, g = task.setup(graph, "gcn", {"hidden_dim": 8}, seed=0)
-    train(task, model, g, 10)
+    fit_task(task, model, g, 10, lr=0.02)
     model.eval()
     with torch.no_grad():
         res = task.evaluate(model, g, "test")

@@ -26,24 +26,6 @@ def two_communities(featureless: bool = False) -> Graph:
     return Graph.from_edges(src, dst, 12, X=X, y=y, splits=splits)
 
 
-def train(task, model, graph, epochs: int, lr: float = 0.05) -> list[float]:
-    """Minimal loop for the test only: epoch-mean losses."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(0)
-    out = []
-    for epoch in range(epochs):
-        model.train()
-        losses = []
-        for batch in task.batches(model, graph, epoch, gen):
-            opt.zero_grad()
-            loss = task.loss(model, graph, batch)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        out.append(sum(losses) / len(losses))
-    return out
-
-
 def test_registry_and_protocol_attributes():
     assert TASKS["node"] is NodeClassification
     t = TASKS["node"]()
@@ -51,28 +33,28 @@ def test_registry_and_protocol_attributes():
 
 
 @pytest.mark.parametrize("model_name", ["gcn", "mlp", "sage"])
-def test_loss_decreases(model_name):
+def test_loss_decreases(model_name, fit_task):
     graph = two_communities()
     task = NodeClassification()
     model, g = task.setup(graph, model_name, {"hidden_dim": 8, "dropout": 0.0}, seed=0)
-    losses = train(task, model, g, 30)
+    losses = fit_task(task, model, g, 30, lr=0.05)
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_featureless_graph_gets_learnable_input_embedding():
+def test_featureless_graph_gets_learnable_input_embedding(fit_task):
     graph = two_communities(featureless=True)
     task = NodeClassification(emb_dim=4)
     model, g = task.setup(graph, "gcn", {"hidden_dim": 8, "dropout": 0.0}, seed=0)
     assert model.emb is not None and model.emb.weight.shape == (12, 4)
-    losses = train(task, model, g, 30)
+    losses = fit_task(task, model, g, 30, lr=0.05)
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_evaluate_matches_hand_computation():
+def test_evaluate_matches_hand_computation(fit_task):
     graph = two_communities()
     task = NodeClassification()
     model, g = task.setup(graph, "gcn", {"hidden_dim": 8, "dropout": 0.5}, seed=3)
-    train(task, model, g, 5)
+    fit_task(task, model, g, 5, lr=0.05)
     model.eval()
     with torch.no_grad():
         res = task.evaluate(model, g, "test")

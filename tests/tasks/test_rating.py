@@ -31,23 +31,6 @@ def ratings_graph(U=8, I=10, seed=0) -> Graph:
                             meta={"num_users": U, "num_items": I})
 
 
-def train(task, model, graph, epochs: int, lr: float = 0.01) -> list[float]:
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(0)
-    out = []
-    for epoch in range(epochs):
-        model.train()
-        losses = []
-        for batch in task.batches(model, graph, epoch, gen):
-            opt.zero_grad()
-            loss = task.loss(model, graph, batch)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        out.append(sum(losses) / len(losses))
-    return out
-
-
 def test_setup_builds_rating_graph_from_training_ratings_only():
     graph = ratings_graph()
     task = RatingPrediction()
@@ -71,20 +54,20 @@ def test_setup_builds_rating_graph_from_training_ratings_only():
 
 
 @pytest.mark.parametrize("model_name,loss", [("gcmc", "ce"), ("gcmc", "mse"), ("rgcn", "ce")])
-def test_loss_decreases(model_name, loss):
+def test_loss_decreases(model_name, loss, fit_task):
     graph = ratings_graph()
     task = RatingPrediction(loss=loss, emb_dim=8)
     kw = {"hidden_dim": 10, "dropout": 0.0} if model_name == "gcmc" else {"hidden_dim": 8, "num_bases": 2}
     model, g = task.setup(graph, model_name, kw, seed=0)
-    losses = train(task, model, g, 40, lr=0.02)
+    losses = fit_task(task, model, g, 40, lr=0.02)
     assert losses[-1] < 0.7 * losses[0]
 
 
-def test_evaluate_rmse_mae_of_expected_rating():
+def test_evaluate_rmse_mae_of_expected_rating(fit_task):
     graph = ratings_graph()
     task = RatingPrediction(emb_dim=8, eval_batch_size=5)
     model, g = task.setup(graph, "gcmc", {"hidden_dim": 10}, seed=0)
-    train(task, model, g, 5)
+    fit_task(task, model, g, 5, lr=0.01)
     model.eval()
     with torch.no_grad():
         res = task.evaluate(model, g, "test")

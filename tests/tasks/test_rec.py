@@ -34,30 +34,13 @@ def random_interactions(U=12, I=15, seed=0) -> Graph:
     return bipartite(pairs[perm[n_test:]], pairs[perm[:n_test]], U, I)
 
 
-def train(task, model, graph, epochs: int, lr: float = 0.05) -> list[float]:
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(0)
-    out = []
-    for epoch in range(epochs):
-        model.train()
-        losses = []
-        for batch in task.batches(model, graph, epoch, gen):
-            opt.zero_grad()
-            loss = task.loss(model, graph, batch)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        out.append(sum(losses) / len(losses))
-    return out
-
-
 @pytest.mark.parametrize("model_name", ["mf", "lightgcn", "gcn"])
-def test_loss_decreases(model_name):
+def test_loss_decreases(model_name, fit_task):
     graph = random_interactions()
     task = Recommendation(emb_dim=8, batch_size=16, ks=[5])
     kw = {"hidden_dim": 8, "dropout": 0.0} if model_name == "gcn" else {}
     model, g = task.setup(graph, model_name, kw, seed=0)
-    losses = train(task, model, g, 25)
+    losses = fit_task(task, model, g, 25, lr=0.05)
     assert losses[-1] < 0.6 * losses[0]
 
 
