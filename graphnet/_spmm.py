@@ -8,11 +8,20 @@ Dispatch (first matching row wins):
 
 | case                                                       | forward        | grad X      | grad A.val    |
 |------------------------------------------------------------|----------------|-------------|---------------|
+| reduced precision d (float16 / bfloat16, see below), CUDA  | dglsp.spmm in d| dgl         | dgl           |
+| reduced precision d, CPU: float32 instead, warns once      | rows below in float32, result cast to d      |
 | A.val (nnz, H); X 3-D; non-float; dtype or device mismatch | dglsp.spmm     | dgl         | dgl           |
-| float16 / bfloat16 on CUDA                                 | dglsp.spmm     | dgl         | dgl           |
-| float16 / bfloat16 on CPU (no CPU kernel in torch or DGL)  | as below in float32, result cast back        |
 | CPU float32, no grad to values, libxsmm on, A = D_r B D_c  | r * copy_u(c X)| copy_u, A^T | --            |
 | float32 / float64 (any device)                             | torch CSR SpMM | CSR of A^T  | sampled_addmm |
+
+Reduced precision d: A.val and X both in d (float16 or bfloat16), or, inside ``torch.autocast`` for X's
+device, one of them in the autocast dtype d and the other not (X from an autocast Linear, float32 edge
+values): spmm then behaves like ``torch.mm`` under autocast and returns d. Float32 / float64 inputs are
+never touched, autocast or not. On CUDA both operands are cast to d for DGL's half-precision kernels.
+On CPU the product is computed in float32 from the operands as given (edge values are not rounded to d
+first) and the result is cast to d, with a one-time ``ReducedPrecisionFallback`` warning per dtype:
+torch has no CPU float16/bfloat16 sparse kernel, DGL has none for float16 and only its naive CSR kernel
+for bfloat16 (COO input raises), which is slower than float32 here (docs/mixed-precision.md).
 
 "A = D_r B D_c": B is the 0/1 matrix of A's pattern and the diagonal scalings are none (all values 1),
 gcn_norm's (d_in^-1/2, d_out^-1/2), row_norm's (d_in^-1) or col_norm's (d_out^-1), with d the entry
@@ -304,13 +313,22 @@ def _fast(A: SparseMatrix, val: Tensor, X: Tensor, own: bool = True) -> Tensor:
 def spmm(A: SparseMatrix, X: Tensor) -> Tensor:
     """``A @ X``: (N_dst, N_src) x (N_src, F) -> (N_dst, F), or (N_src,) -> (N_dst,); kernel per the table."""
     val = A.val
+    half = _reduced_dtype(val, X)
+    if half is not None:
+        return _reduced(A, val, X, half)
+    if _autocast_dtype(X.device) is not None:
+        # float32/float64 operands keep their dtype under autocast; without this, autocast would cast the
+        # torch sparse product inside to its dtype, for which torch has no CPU kernel.
+        with torch.autocast(X.device.type, enabled=False):
+            return _full(A, val, X)
+    return _full(A, val, X)
+
+
+def _full(A: SparseMatrix, val: Tensor, X: Tensor) -> Tensor:
+    """The dispatch for every case but reduced precision (the last three rows of the table)."""
     if (val.dim() != 1 or X.dim() > 2 or not X.is_floating_point() or val.dtype != X.dtype
             or val.device != X.device):
         return dglsp.spmm(A, X)
-    if X.dtype in _HALF_DTYPES:
-        if X.device.type != "cpu":
-            return dglsp.spmm(A, X)
-        return _upcast(A, val, X)
     if X.dtype not in _FAST_DTYPES:
         return dglsp.spmm(A, X)
     if X.dim() == 1:
@@ -318,8 +336,57 @@ def spmm(A: SparseMatrix, X: Tensor) -> Tensor:
     return _fast(A, val, X)
 
 
-def _upcast(A: SparseMatrix, val: Tensor, X: Tensor) -> Tensor:
-    """Reduced precision on CPU: compute in float32 (neither torch nor DGL has a CPU kernel), cast back."""
-    X32 = X.float()
-    out = _fast(A, val.float(), X32.unsqueeze(1) if X.dim() == 1 else X32, own=False)
-    return (out.squeeze(1) if X.dim() == 1 else out).to(X.dtype)
+# ---------------------------------------------------------------------------------------- half precision
+class ReducedPrecisionFallback(UserWarning):
+    """An op asked for float16/bfloat16 ran in float32 (no usable kernel); its result is cast back."""
+
+
+_WARNED: set[tuple[str, torch.dtype, str]] = set()  # (op, dtype, device type) already warned about
+
+
+def warn_fallback(op: str, dtype: torch.dtype, device: torch.device, stacklevel: int = 2) -> None:
+    """Warn once per process and (op, dtype, device type) that ``op`` runs in float32 instead of ``dtype``."""
+    key = (op, dtype, device.type)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    name = str(dtype).removeprefix("torch.")
+    warnings.warn(f"{op}: no {name} kernel used on {device.type}; computing in float32 and casting the "
+                  f"result to {name} (shown once; see docs/mixed-precision.md)", ReducedPrecisionFallback,
+                  stacklevel=stacklevel + 1)
+
+
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The dtype torch.autocast is casting to on ``device``'s type, or None when it is off there."""
+    if device.type == "cpu":
+        return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
+    if device.type == "cuda":
+        return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None
+    return None
+
+
+def _reduced_dtype(val: Tensor, X: Tensor) -> torch.dtype | None:
+    """The reduced precision to return (module docstring), or None for the float32/float64 rows."""
+    if not (val.is_floating_point() and X.is_floating_point()) or val.device != X.device:
+        return None
+    if val.dtype == X.dtype:
+        return X.dtype if X.dtype in _HALF_DTYPES else None
+    ac = _autocast_dtype(X.device)
+    return ac if ac in (val.dtype, X.dtype) else None
+
+
+def _reduced(A: SparseMatrix, val: Tensor, X: Tensor, dtype: torch.dtype) -> Tensor:
+    """``A @ X`` returned in ``dtype`` (float16/bfloat16): DGL's kernels on CUDA, float32 on CPU."""
+    if X.device.type != "cpu":
+        B = A if val.dtype == dtype else dglsp.val_like(A, val.to(dtype))
+        return dglsp.spmm(B, X.to(dtype))
+    warn_fallback("graphnet.ops.spmm", dtype, X.device, stacklevel=4)  # -> the layer calling ops.spmm
+    own = val.dtype == torch.float32  # val is A.val itself: per-matrix caches stay valid
+    val32, X32 = (val if own else val.float()), X.float()
+    with torch.autocast("cpu", enabled=False):  # else torch.sparse.mm inside would be cast back to dtype
+        if val.dim() == 1 and X.dim() <= 2:
+            out = _fast(A, val32, X32.unsqueeze(1) if X.dim() == 1 else X32, own=own)
+            out = out.squeeze(1) if X.dim() == 1 else out
+        else:  # multi-head values / 3-D X: DGL's float32 kernel
+            out = dglsp.spmm(A if own else dglsp.val_like(A, val32), X32)
+    return out.to(dtype)
