@@ -7,6 +7,12 @@ sparse x dense products go through ``graphnet.ops.spmm`` (scalar values), so the
 Normalization is not done here (except SAGE's weighted mean, which *is* the aggregator): the model's
 ``preprocess`` applies ``ops.gcn_norm`` and friends once at set-up.
 
+Blocks (sampled mini-batches, graphnet.sampling): a one-hop layer also takes a (N_dst, N_src) block with
+N_dst <= N_src whose source nodes 0..N_dst-1 are its destination nodes (DGL's convention); a self/root
+term reads ``X[:N_dst]``, so ``layer(A[D][:, S], X[S]) == layer(A, X)[D]`` when S = D followed by the other
+in-neighbours of D. GraphConv, SAGE, GAT, GIN and EdgeFeatConv do; the multi-hop layers (SGC, APPNP, Cheb,
+LightGCN) need the square A and say so.
+
 Which layers satisfy "a zero-weight edge == a removed edge": every layer whose aggregation is a weighted
 sum (GraphConv, SAGE mean/sum, SAGE pool for non-negative weights, GIN, SGC, APPNP, Cheb, EdgeFeat,
 LightGCN, RelGraphConv). Not GATConv: the weight multiplies the message *after* the softmax, so a
@@ -14,6 +20,8 @@ zero-weight edge still takes its share of the softmax denominator.
 """
 
 from __future__ import annotations
+
+import math
 
 import dgl.sparse as dglsp
 import torch
@@ -25,18 +33,41 @@ from graphnet import ops
 from graphnet.errors import ConfigError, GraphError
 
 
-def check_input(layer: str, A: SparseMatrix, X: Tensor, in_dim: int, square: bool = False) -> None:
-    """Raise GraphError unless A is a SparseMatrix (square if required) and X is (N_src, in_dim)."""
+def check_input(
+    layer: str, A: SparseMatrix, X: Tensor, in_dim: int, square: bool = False, dst_first: bool = False
+) -> None:
+    """Raise GraphError unless A is a SparseMatrix of an accepted shape and X is (N_src, in_dim).
+
+    ``square``: A must be (N, N) (e.g. multi-hop layers, which propagate over one node set repeatedly).
+    ``dst_first``: A may also be a block (N_dst, N_src) with N_dst <= N_src whose source nodes
+    0..N_dst-1 are the destination nodes (DGL's message-flow-graph convention); the layer's self term
+    reads ``X[:N_dst]`` (``dst_features``). Takes precedence over ``square``.
+    """
     if not isinstance(A, SparseMatrix):
         raise GraphError(f"{layer}: expected A to be a dgl.sparse.SparseMatrix, got {type(A).__name__}")
-    if square and A.shape[0] != A.shape[1]:
+    if dst_first and A.shape[0] > A.shape[1]:
         raise GraphError(
-            f"{layer}: expected a square adjacency (the layer uses each node's own features), "
+            f"{layer}: expected a square adjacency or a block with the destination nodes first "
+            f"(N_dst <= N_src, source nodes 0..N_dst-1 are the destination nodes), "
+            f"got shape (N_dst={A.shape[0]}, N_src={A.shape[1]})"
+        )
+    if square and not dst_first and A.shape[0] != A.shape[1]:
+        raise GraphError(
+            f"{layer}: expected a square adjacency (N_dst == N_src; this layer does not take blocks), "
             f"got shape {tuple(A.shape)}"
         )
     if not isinstance(X, Tensor) or X.dim() != 2 or X.shape[0] != A.shape[1] or X.shape[1] != in_dim:
         got = tuple(X.shape) if isinstance(X, Tensor) else type(X).__name__
         raise GraphError(f"{layer}: expected X of shape (N_src={A.shape[1]}, in_dim={in_dim}), got {got}")
+
+
+def dst_features(A: SparseMatrix, X: Tensor) -> Tensor:
+    """The destination nodes' own rows ``X[:N_dst]`` of a square A or a dst-first block (N_dst, N_src).
+
+    Returns X itself when A is square, so the square case runs exactly the ops it always ran.
+    """
+    n_dst = A.shape[0]
+    return X if X.shape[0] == n_dst else X[:n_dst]
 
 
 def _scalar_weights(layer: str, A: SparseMatrix) -> Tensor:
@@ -45,6 +76,22 @@ def _scalar_weights(layer: str, A: SparseMatrix) -> Tensor:
             f"{layer}: expected scalar edge weights, A.val of shape (nnz,), got {tuple(A.val.shape)}"
         )
     return A.val
+
+
+def _inv_in_degree(A: SparseMatrix, w: Tensor) -> Tensor:
+    """``1 / sum_j w_ij`` per row as a (N_dst, 1) column; 0 for a row of weight 0 (no entries or all zero).
+
+    Rows whose signed weights sum to <= 0 with a nonzero weight have no mean and raise GraphError, as does
+    a non-finite weight (``ops.row_norm``'s rules and messages). Those O(E) checks run only when some
+    degree is not positive (e.g. nodes without in-edges), so a graph with positive degrees pays O(N).
+    """
+    d = ops.in_degrees(A)  # (N_dst,)
+    positive = d > 0
+    finite = torch.isfinite(d)  # a NaN or inf weight makes its row's degree non-finite
+    if not bool((positive & finite).all()) and (not bool(finite.all()) or bool((w < 0).any())):
+        ops.row_norm(A)  # raises naming the node and its weights; returns if every such row is fine
+    safe = torch.where(positive, d, torch.ones_like(d))  # no 1/0: its gradient would be NaN
+    return torch.where(positive, safe.reciprocal(), torch.zeros_like(d)).unsqueeze(1)
 
 
 class GraphConv(nn.Module):
@@ -96,12 +143,13 @@ class SAGEConv(nn.Module):
 
     Edge weight: ``w_ij = A[i, j]`` as above. DGL's ``SAGEConv(mean)`` with ``edge_weight`` instead divides
     the weighted sum by the *unweighted* in-degree; both agree for all-ones weights.
+    Blocks: A may be (N_dst, N_src) with the destination nodes first (``x_i`` = ``X[i]`` for i < N_dst).
 
     Args:
         in_dim, out_dim: feature sizes. aggregator: "mean", "sum" or "pool". bias: learnable bias.
 
     Shapes:
-        A: (N, N) square, values (nnz,). X: (N, in_dim). Output: (N, out_dim).
+        A: (N_dst, N_src), N_dst <= N_src, values (nnz,). X: (N_src, in_dim). Output: (N_dst, out_dim).
     """
 
     AGGREGATORS = ("mean", "sum", "pool")
@@ -131,10 +179,12 @@ class SAGEConv(nn.Module):
         return f"{self.in_dim}, {self.out_dim}, aggregator={self.aggregator!r}, bias={self.bias is not None}"
 
     def forward(self, A: SparseMatrix, X: Tensor) -> Tensor:
-        check_input("SAGEConv", A, X, self.in_dim, square=True)
+        check_input("SAGEConv", A, X, self.in_dim, dst_first=True)
         w = _scalar_weights("SAGEConv", A)
         if self.aggregator == "mean":
-            H = ops.spmm(ops.row_norm(A), self.lin_neigh(X))  # W applied first: linear, so it commutes
+            # spmm(A, .) / d rather than spmm(row_norm(A), .): A itself keeps spmm's cached kernel choice
+            # (all-ones A: DGL's unweighted kernel) instead of a new matrix and its tests at every call.
+            H = ops.spmm(A, self.lin_neigh(X)) * _inv_in_degree(A, w)  # W first: linear, so it commutes
         elif self.aggregator == "sum":
             H = ops.spmm(A, self.lin_neigh(X))
         else:
@@ -142,9 +192,8 @@ class SAGEConv(nn.Module):
             msg = w.unsqueeze(1) * F.relu(self.lin_pool(X))[A.col]  # (E, in_dim)
             agg = torch.zeros(A.shape[0], self.in_dim, dtype=msg.dtype, device=msg.device)
             agg = agg.scatter_reduce(0, A.row.unsqueeze(1).expand_as(msg), msg, "amax", include_self=False)
-            H = self.lin_neigh(agg)  # (N, out_dim)
-        H = self.lin_self(X) + H
-        return H if self.bias is None else H + self.bias
+            H = self.lin_neigh(agg)  # (N_dst, out_dim)
+        return F.linear(dst_features(A, X), self.lin_self.weight, self.bias) + H  # (N_dst, out_dim)
 
 
 class GATConv(nn.Module):
@@ -155,7 +204,10 @@ class GATConv(nn.Module):
     message *after* the softmax (as DGL's ``edge_weight``), so all-ones weights give plain GAT and a zero
     weight silences the edge without removing it from the softmax. Optional edge features ``f_ij``
     (``edge_dim``) enter the logits (as PyG's ``edge_dim``). Attention dropout acts on alpha.
-    Aggregation: one ``ops.spmm`` per head with that head's (nnz,) attention values (keeps the scalar kernel).
+    Computed as ``h_i = (sum_j w_ij p_ij W x_j) / s_i`` with ``p_ij = exp(logit_ij - c_i)``,
+    ``s_i = sum_j p_ij`` (so alpha = p / s) and a shift c_i bounding row i's logits (``_shift``): one
+    ``ops.spmm`` per head with that head's (nnz,) values ``w p`` (keeps the scalar kernel), then a per-row
+    division, instead of an edge softmax's per-edge max, sum and division.
 
     Args:
         in_dim, out_dim: feature sizes (per head). num_heads: attention heads. negative_slope: LeakyReLU.
@@ -163,8 +215,8 @@ class GATConv(nn.Module):
         bias: learnable bias (num_heads, out_dim).
 
     Shapes:
-        A: (N, N) square, values (nnz,) or (nnz, num_heads). X: (N, in_dim). edge_feat: (nnz, edge_dim).
-        Output: (N, num_heads, out_dim).
+        A: (N_dst, N_src), N_dst <= N_src (a block: destination nodes first), values (nnz,) or
+        (nnz, num_heads). X: (N_src, in_dim). edge_feat: (nnz, edge_dim). Output: (N_dst, num_heads, out_dim).
     """
 
     def __init__(
@@ -206,28 +258,73 @@ class GATConv(nn.Module):
         )
 
     def forward(self, A: SparseMatrix, X: Tensor, edge_feat: Tensor | None = None) -> Tensor:
-        check_input("GATConv", A, X, self.in_dim, square=True)
-        H, F_out = self.num_heads, self.out_dim
-        Z = self.lin(X).view(-1, H, F_out)  # (N, H, F)
-        logits = (Z * self.attn_src).sum(-1)[A.col] + (Z * self.attn_dst).sum(-1)[A.row]  # (E, H)
+        check_input("GATConv", A, X, self.in_dim, dst_first=True)
+        H, F_out, n_dst = self.num_heads, self.out_dim, A.shape[0]
+        if self.lin_edge is not None and (edge_feat is None or edge_feat.shape != (A.nnz, self.edge_dim)):
+            got = None if edge_feat is None else tuple(edge_feat.shape)
+            raise GraphError(
+                f"GATConv: expected edge_feat of shape (nnz={A.nnz}, {self.edge_dim}), got {got}"
+            )
+        Z = self.lin(X).view(-1, H, F_out)  # (N_src, H, F)
+        # a . (W x) = (W^T a) . x: the attention vectors folded into the weights give every node's logit
+        # terms from one thin product, with no (N, H, F) multiply-and-sum (or (E, H, F) for edge features).
+        # Per-edge tensors are head-major (H, E): each head's values are then a contiguous row for spmm.
+        W = self.lin.weight.view(H, F_out, self.in_dim)
+        a = torch.stack([self.attn_src, self.attn_dst], 1)  # (H, 2, F)
+        U = torch.bmm(a, W).transpose(0, 1).reshape(2 * H, self.in_dim)  # rows: W_h^T a_src_h, then a_dst
+        el_er = U @ X.T  # (2H, N_src)
+        el, er = el_er[:H], el_er[H:, :n_dst]  # (H, N_src), (H, N_dst): destination terms of a block's rows
+        row, col = A.row, A.col
+        logits = el.index_select(1, col) + er.index_select(1, row)  # (H, E)
+        ee = None
         if self.lin_edge is not None:
-            if edge_feat is None or edge_feat.shape != (A.nnz, self.edge_dim):
-                got = None if edge_feat is None else tuple(edge_feat.shape)
-                raise GraphError(
-                    f"GATConv: expected edge_feat of shape (nnz={A.nnz}, {self.edge_dim}), got {got}"
-                )
-            Ze = self.lin_edge(edge_feat).view(-1, H, F_out)  # (E, H, F)
-            logits = logits + (Ze * self.attn_edge).sum(-1)
+            W_e = self.lin_edge.weight.view(H, F_out, self.edge_dim)
+            U_e = torch.bmm(self.attn_edge.unsqueeze(1), W_e).squeeze(1)  # (H, edge_dim)
+            ee = U_e @ edge_feat.T  # (H, E)
+            logits = logits + ee
         logits = F.leaky_relu(logits, self.negative_slope)
-        alpha = dglsp.softmax(
-            dglsp.val_like(A, logits), dim=1
-        ).val  # (E, H), softmax over each row's in-edges
-        w = A.val if A.val.dim() == 2 else A.val.unsqueeze(1)  # (E, H) or (E, 1)
-        alpha = self.attn_dropout(alpha) * w  # weight scales the message after the softmax
+        # Softmax over each row's in-edges, normalized *after* aggregation: h_i = (sum_j w_ij p_ij z_j) / s_i
+        # with p_ij = exp(logit_ij - c_i), s_i = sum_j p_ij: no per-edge max (usually), gather or division.
+        p = torch.exp(logits - self._shift(el, er, ee, logits, row))  # (H, E), in (0, 1]
+        s = torch.zeros(H, n_dst, dtype=p.dtype, device=p.device).index_add(1, row, p)  # (H, N_dst)
+        w = A.val if A.val.dim() == 1 else A.val.T  # (E,) or (H, E)
+        # Dropout on p is dropout on alpha (they differ by a per-row factor). (H, E); w.T may be strided.
+        msg = (self.attn_dropout(p) * w).contiguous()
+        Z_h = Z.transpose(0, 1).contiguous()  # (H, N_src, F)
         out = torch.stack(
-            [ops.spmm(dglsp.val_like(A, alpha[:, h]), Z[:, h]) for h in range(H)], 1
-        )  # (N, H, F)
-        return out if self.bias is None else out + self.bias
+            [ops.spmm(dglsp.val_like(A, m), z) for m, z in zip(msg.unbind(0), Z_h.unbind(0), strict=True)], 1
+        )  # (N_dst, H, F)
+        inv = torch.where(s > 0, torch.where(s > 0, s, 1).reciprocal(), 0).T.unsqueeze(-1)  # (N_dst, H, 1)
+        return out * inv if self.bias is None else torch.addcmul(self.bias, out, inv)
+
+    def _shift(self, el: Tensor, er: Tensor, ee: Tensor | None, logits: Tensor, row: Tensor) -> Tensor:
+        """c_i >= every logit of row i, per head, broadcastable to (H, E): exp(logit - c_i) <= 1.
+
+        The softmax does not depend on c_i, but the exp of a row's largest logit must not underflow. For
+        0 <= slope, LeakyReLU is monotone and max(1, slope)-Lipschitz, so c = LeakyReLU(sum of the maxima
+        of the terms) exceeds a row's max by at most max(1, slope) * (sum of the terms' ranges); within
+        half the exponent range that exp stays a normal number. Cheapest first: one constant per head
+        (ranges of sources, destinations, edges), one per destination (ranges of sources and edges), else
+        the exact row max (a scatter over the edges, what every edge softmax pays).
+        """
+        slope = self.negative_slope
+        with torch.no_grad():  # c_i cancels from the output: no gradient through it
+            if logits.shape[1] and slope >= 0:
+                limit = -0.5 * math.log(torch.finfo(logits.dtype).tiny) / max(1.0, slope)
+                hi_src, hi_dst = el.amax(1, keepdim=True), er.amax(1, keepdim=True)  # (H, 1)
+                gap_src, gap_dst = hi_src - el.amin(1, keepdim=True), hi_dst - er.amin(1, keepdim=True)
+                hi_e = gap_e = torch.zeros_like(hi_src)
+                if ee is not None:
+                    hi_e = ee.amax(1, keepdim=True)
+                    gap_e = hi_e - ee.amin(1, keepdim=True)
+                if bool((gap_src + gap_dst + gap_e <= limit).all()):
+                    return F.leaky_relu(hi_src + hi_dst + hi_e, slope)  # (H, 1)
+                if bool((gap_src + gap_e <= limit).all()):
+                    return F.leaky_relu(er + hi_src + hi_e, slope).index_select(1, row)  # (H, E)
+            m = torch.zeros_like(er).scatter_reduce(
+                1, row.expand_as(logits), logits, "amax", include_self=False
+            )
+            return m.index_select(1, row)  # (H, E)
 
 
 class GINConv(nn.Module):
@@ -236,12 +333,14 @@ class GINConv(nn.Module):
     ``h_i = MLP((1 + eps) x_i + sum_j w_ij x_j)``, MLP = Linear-ReLU-Linear. Edge weight: ``w_ij = A[i, j]``
     scales the message from j. ``eps`` is learnable (GIN-eps) unless ``learn_eps=False`` (fixed, GIN-0).
 
+    Blocks: A may be (N_dst, N_src) with the destination nodes first (``x_i`` = ``X[i]`` for i < N_dst).
+
     Args:
         in_dim, out_dim: feature sizes. hidden_dim: MLP hidden size (default out_dim). eps: initial eps.
         learn_eps: make eps a parameter.
 
     Shapes:
-        A: (N, N) square, values (nnz,). X: (N, in_dim). Output: (N, out_dim).
+        A: (N_dst, N_src), N_dst <= N_src, values (nnz,). X: (N_src, in_dim). Output: (N_dst, out_dim).
     """
 
     def __init__(
@@ -272,9 +371,9 @@ class GINConv(nn.Module):
         return f"{self.in_dim}, {self.out_dim}, eps={self.init_eps}, learn_eps={self.learn_eps}"
 
     def forward(self, A: SparseMatrix, X: Tensor) -> Tensor:
-        check_input("GINConv", A, X, self.in_dim, square=True)
+        check_input("GINConv", A, X, self.in_dim, dst_first=True)
         _scalar_weights("GINConv", A)
-        return self.mlp((1 + self.eps) * X + ops.spmm(A, X))
+        return self.mlp((1 + self.eps) * dst_features(A, X) + ops.spmm(A, X))
 
 
 class SGConv(nn.Module):
@@ -399,7 +498,8 @@ class EdgeFeatConv(nn.Module):
 
     Args:
         in_dim, out_dim: feature sizes. edge_dim: size of e_ij (1 for scalar weights).
-        root: add ``W_root x_i`` (requires a square A). bias: learnable bias.
+        root: add ``W_root x_i`` (requires a square A or a block with the destination nodes first,
+            N_dst <= N_src, ``x_i`` = ``X[i]``). bias: learnable bias.
 
     Shapes:
         A: (N_dst, N_src), values (nnz,). X: (N_src, in_dim). edge_feat: (nnz, edge_dim) or None.
@@ -429,7 +529,7 @@ class EdgeFeatConv(nn.Module):
         )
 
     def forward(self, A: SparseMatrix, X: Tensor, edge_feat: Tensor | None = None) -> Tensor:
-        check_input("EdgeFeatConv", A, X, self.in_dim, square=self.lin_root is not None)
+        check_input("EdgeFeatConv", A, X, self.in_dim, dst_first=self.lin_root is not None)
         a = _scalar_weights("EdgeFeatConv", A)
         if edge_feat is None and self.edge_dim != 1:
             raise GraphError(
@@ -450,7 +550,7 @@ class EdgeFeatConv(nn.Module):
                 for k in range(self.edge_dim)
             )
         if self.lin_root is not None:
-            H = H + self.lin_root(X)
+            H = H + self.lin_root(dst_features(A, X))
         return H if self.bias is None else H + self.bias
 
 

@@ -8,6 +8,7 @@ self/root term, plus k-hop out-neighbours for multi-hop layers).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -499,20 +500,25 @@ def test_bad_inputs_raise_graph_error_naming_expectation():
         GraphConv(IN, OUT).double()(A, torch.randn(4, IN, dtype=torch.float64))
     with pytest.raises(GraphError, match="expected X of shape"):
         GraphConv(IN, OUT).double()(A, torch.randn(3, dtype=torch.float64))
-    for layer in (
-        SAGEConv(IN, OUT),
-        GATConv(IN, OUT),
-        GINConv(IN, OUT),
-        SGConv(IN, OUT),
-        ChebConv(IN, OUT),
-        APPNPConv(),
-        LightGCNProp(),
-        EdgeFeatConv(IN, OUT),
-        RelGraphConv(IN, OUT, 2),
-    ):
-        with pytest.raises(GraphError, match=r"expected a square adjacency.*\(3, 4\)"):
-            kw = {"edge_type": torch.zeros(2, dtype=torch.long)} if isinstance(layer, RelGraphConv) else {}
-            layer.double()(rect, torch.randn(4, IN, dtype=torch.float64), **kw)
+    # Multi-hop layers need the square A: a (3, 4) block is refused.
+    for layer in (SGConv(IN, OUT), ChebConv(IN, OUT), APPNPConv(), LightGCNProp()):
+        with pytest.raises(
+            GraphError, match=rf"{type(layer).__name__}: expected a square adjacency.*\(3, 4\)"
+        ):
+            layer.double()(rect, torch.randn(4, IN, dtype=torch.float64))
+    # One-hop layers with a self/root term take a (3, 4) dst-first block (see test_block_equals_rows_of_full_
+    # graph) but not N_dst > N_src: the destination nodes cannot be the first N_dst sources.
+    tall = ops_adjacency([0, 2], [1, 3], (4, 3), [1.0, 1.0])
+    for layer in (SAGEConv(IN, OUT), GATConv(IN, OUT), GINConv(IN, OUT), EdgeFeatConv(IN, OUT)):
+        name = type(layer).__name__
+        layer.double()(rect, torch.randn(4, IN, dtype=torch.float64))
+        with pytest.raises(
+            GraphError,
+            match=rf"{name}: expected a square adjacency or a block.*N_dst <= N_src.*\(N_dst=4, N_src=3\)",
+        ):
+            layer(tall, X)
+    # Without a root term EdgeFeatConv, like GraphConv, takes any (N_dst, N_src).
+    assert EdgeFeatConv(IN, OUT, root=False).double()(tall, X).shape == (4, OUT)
     with pytest.raises(GraphError, match="dgl.sparse.SparseMatrix"):
         GraphConv(IN, OUT).double()(A.to_dense(), X)
     with pytest.raises(
@@ -555,3 +561,180 @@ def test_scaled_laplacian_feeds_cheb_like_dense_formula():
     X = torch.randn(4, IN, dtype=torch.float64)
     T = [X, L_ref @ X, 2 * L_ref @ (L_ref @ X) - X]
     torch.testing.assert_close(cheb(L, X), cheb.lin(torch.cat(T, 1)))
+
+
+# ------------------------------------------------------------------------------------------ blocks
+BLOCK_SPECS = [
+    ("graphconv", lambda: GraphConv(IN, OUT), None),
+    ("sage_mean", lambda: SAGEConv(IN, OUT, "mean"), None),
+    ("sage_sum", lambda: SAGEConv(IN, OUT, "sum"), None),
+    ("sage_pool", lambda: SAGEConv(IN, OUT, "pool"), None),
+    ("gin", lambda: GINConv(IN, OUT, hidden_dim=5, eps=0.3), None),
+    ("gat", lambda: GATConv(IN, OUT, num_heads=3), None),
+    ("gat_edge", lambda: GATConv(IN, OUT, num_heads=3, edge_dim=EDGE_DIM), EDGE_DIM),
+    ("edgefeat", lambda: EdgeFeatConv(IN, OUT), None),
+    ("edgefeat_vec", lambda: EdgeFeatConv(IN, OUT, edge_dim=EDGE_DIM), EDGE_DIM),
+]
+
+
+def random_block(n=30, e=120, n_dst=9, seed=0):
+    """A random weighted graph (self-loops, a node without in-edges) and a dst-first block of it.
+
+    D: n_dst nodes in random order (incl. the node without in-edges); S = D followed by the in-neighbours
+    of D not in D (in random order); the block keeps A's nonzeros in rows D, in A's nonzero order, with
+    row -> position in D and column -> position in S. Returns (A, D, S, block mask over A's nonzeros).
+    """
+    from graphnet.graph import adjacency
+
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(0, n, (e,), generator=g)
+    dst = torch.randint(1, n, (e,), generator=g)  # node 0 has no in-edges
+    w = 0.5 + 1.5 * torch.rand(e, generator=g, dtype=torch.float64)
+    A = adjacency(src, dst, n, w)
+    D = torch.cat([torch.tensor([0]), 1 + torch.randperm(n - 1, generator=g)[: n_dst - 1]])
+    D = D[torch.randperm(n_dst, generator=g)]
+    mask = torch.isin(A.row, D)
+    extra = torch.unique(A.col[mask])
+    extra = extra[~torch.isin(extra, D)]
+    S = torch.cat([D, extra[torch.randperm(extra.numel(), generator=g)]])
+    return A, D, S, mask
+
+
+@pytest.mark.parametrize("name,build,edge_dim", BLOCK_SPECS, ids=[b[0] for b in BLOCK_SPECS])
+def test_block_equals_rows_of_full_graph(name, build, edge_dim):
+    """layer(block, X[S]) == layer(A, X)[D] (DGL's MFG convention), with equal gradients to X, A.val and
+    the parameters."""
+    import dgl.sparse as dglsp
+
+    A, D, S, mask = random_block()
+    n, n_dst, n_src = A.shape[0], D.numel(), S.numel()
+    assert n_dst < n_src < n  # a genuine block: more sources than destinations, fewer than all nodes
+    pos_dst = torch.full((n,), -1).index_put_((D,), torch.arange(n_dst))
+    pos_src = torch.full((n,), -1).index_put_((S,), torch.arange(n_src))
+    torch.manual_seed(0)
+    layer = build().double()
+    X = torch.randn(n, IN, dtype=torch.float64)
+    ef = None if edge_dim is None else torch.randn(A.nnz, edge_dim, dtype=torch.float64)
+
+    def forward(block: bool):
+        w = A.val.clone().requires_grad_()
+        Xg = X.clone().requires_grad_()
+        kw = {} if ef is None else {"edge_feat": ef[mask] if block else ef}
+        if block:
+            idx = torch.stack([pos_dst[A.row[mask]], pos_src[A.col[mask]]])
+            out = layer(dglsp.spmatrix(idx, w[mask], (n_dst, n_src)), Xg[S], **kw)
+        else:
+            out = layer(dglsp.val_like(A, w), Xg, **kw)[D]
+        G = torch.randn(out.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+        layer.zero_grad()
+        (out * G).sum().backward()
+        return out, Xg.grad, w.grad, [p.grad.clone() for p in layer.parameters()]
+
+    out_b, dX_b, dw_b, dp_b = forward(block=True)
+    out_f, dX_f, dw_f, dp_f = forward(block=False)
+    assert out_b.shape[0] == n_dst
+    torch.testing.assert_close(out_b, out_f, **TOL)
+    torch.testing.assert_close(dX_b, dX_f, **TOL)
+    torch.testing.assert_close(dw_b, dw_f, **TOL)
+    for a, b in zip(dp_b, dp_f, strict=True):
+        torch.testing.assert_close(a, b, **TOL)
+
+
+def test_sage_mean_degree_rules_are_row_norms():
+    """SAGE mean divides by the weighted in-degree: signed weights with a positive row sum are fine (dense
+    formula); a row of zero weights or no entries gives 0; a row summing to <= 0 with a nonzero weight, or a
+    NaN/inf weight, raises GraphError as ops.row_norm does."""
+    import dgl.sparse as dglsp
+
+    sage = SAGEConv(IN, OUT, "mean").double()
+    X = torch.randn(4, IN, dtype=torch.float64)
+    src, dst = [0, 1, 2, 3, 3], [1, 1, 2, 0, 0]  # node 3: no in-edges; node 2: one edge
+
+    def out(w):  # values set after construction: adjacency() itself rejects non-finite weights
+        A = ops_adjacency(src, dst, 4, [1.0] * len(src))
+        return sage(dglsp.val_like(A, torch.tensor(w, dtype=torch.float64)), X)
+
+    w = [2.0, -0.5, 0.0, 1.0, 3.0]  # row 1 sums to 1.5; row 2 is a single zero-weight edge
+    D = torch.zeros(4, 4, dtype=torch.float64).index_put(
+        (torch.tensor(dst), torch.tensor(src)), torch.tensor(w, dtype=torch.float64), accumulate=True
+    )
+    deg = D.sum(1, keepdim=True)
+    agg = D @ X / torch.where(deg == 0, torch.ones_like(deg), deg)
+    torch.testing.assert_close(out(w), sage.lin_self(X) + sage.lin_neigh(agg) + sage.bias, **TOL)
+    assert torch.equal(agg[2:], torch.zeros(2, IN, dtype=torch.float64))
+    with pytest.raises(GraphError, match=r"row_norm: node 1 has weighted in-degree 0.0 <= 0"):
+        out([2.0, -2.0, 1.0, 1.0, 1.0])
+    with pytest.raises(GraphError, match=r"row_norm: node 0 has weighted in-degree -1.0 <= 0"):
+        out([2.0, 1.0, 1.0, 1.0, -2.0])
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(GraphError, match="expected finite edge weights"):
+            out([1.0, bad, 1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize(
+    "regime,scale_src,scale_dst,scale_edge",
+    [
+        ("per_head", 1.0, 1.0, 1.0),
+        ("per_destination", 1.0, 3e3, 1.0),
+        ("row_max", 3e3, 1.0, 1.0),
+        ("row_max_edge", 1.0, 1.0, 3e3),
+    ],
+)
+def test_gat_softmax_shift_bounds_each_row_and_matches_dense_softmax(
+    dtype, regime, scale_src, scale_dst, scale_edge
+):
+    """GAT normalizes after aggregation with a shift c_i >= every logit of row i. Whatever the logit range
+    (scaled attention vectors push it past float32's and float64's exp range), c_i is an upper bound within
+    half the exponent range of the row max, and values and gradients equal the dense softmax formula."""
+    from graphnet.graph import adjacency
+
+    g = torch.Generator().manual_seed(0)
+    key = torch.unique(torch.randint(0, 30 * 30, (150,), generator=g))  # no duplicate edges (dense reference)
+    w = 0.5 + 1.5 * torch.rand(key.numel(), generator=g, dtype=torch.float64)
+    A = adjacency(key % 30, key // 30, 30, w.to(dtype))
+    A = ops.add_self_loops(ops.remove_self_loops(A))
+    torch.manual_seed(0)
+    gat = GATConv(IN, OUT, num_heads=3, edge_dim=EDGE_DIM).to(dtype)
+    with torch.no_grad():
+        gat.attn_src.mul_(scale_src), gat.attn_dst.mul_(scale_dst), gat.attn_edge.mul_(scale_edge)
+    X = torch.randn(A.shape[0], IN, dtype=dtype, requires_grad=True)
+    ef = torch.randn(A.nnz, EDGE_DIM, dtype=dtype)
+    Z = gat.lin(X).view(-1, 3, OUT)
+    el, er = (Z * gat.attn_src).sum(-1).T, (Z * gat.attn_dst).sum(-1).T  # (H, N)
+    ee = (gat.lin_edge(ef).view(-1, 3, OUT) * gat.attn_edge).sum(-1).T  # (H, E)
+    logits = F.leaky_relu(el[:, A.col] + er[:, A.row] + ee, gat.negative_slope).detach()  # (H, E)
+    c_raw = gat._shift(el.detach(), er.detach(), ee.detach(), logits, A.row)  # (H, 1) or (H, E)
+    c = c_raw.expand_as(logits)
+    row_max = torch.full((3, A.shape[0]), -float("inf"), dtype=dtype).scatter_reduce(
+        1, A.row.expand_as(logits), logits, "amax"
+    )[:, A.row]
+    limit = -0.5 * math.log(torch.finfo(dtype).tiny)
+    assert (c >= row_max).all() and (row_max - c >= -limit * (1 + 1e-6)).all()
+    # The cheap paths are taken when they can be: one constant per head only for small logit ranges.
+    assert (c_raw.shape == logits.shape) == (regime != "per_head")
+    if regime.startswith("row_max"):
+        torch.testing.assert_close(c, row_max, rtol=0, atol=0)
+
+    out = gat(A, X, edge_feat=ef)
+    # Dense reference in float64 from the same parameters.
+    g64 = GATConv(IN, OUT, num_heads=3, edge_dim=EDGE_DIM).double()
+    g64.load_state_dict({k: v.double() for k, v in gat.state_dict().items()})
+    X64 = X.detach().double().requires_grad_()
+    Z64 = g64.lin(X64).view(-1, 3, OUT)
+    lg = (Z64 * g64.attn_src).sum(-1)[None] + (Z64 * g64.attn_dst).sum(-1)[:, None]  # (N, N, H)
+    E_dense = torch.zeros(A.shape + (3,), dtype=torch.float64).index_put(
+        (A.row, A.col), (g64.lin_edge(ef.double()).view(-1, 3, OUT) * g64.attn_edge).sum(-1)
+    )
+    mask = torch.zeros(A.shape, dtype=torch.bool).index_put((A.row, A.col), torch.tensor(True)).unsqueeze(2)
+    lg = F.leaky_relu(lg + E_dense, g64.negative_slope).masked_fill(~mask, -float("inf"))
+    alpha = torch.softmax(lg, 1).nan_to_num(0.0)
+    W = torch.zeros(A.shape, dtype=torch.float64).index_put((A.row, A.col), A.val.double())
+    ref = torch.einsum("ijh,ij,jhf->ihf", alpha, W, Z64) + g64.bias
+    tol = TOL if dtype == torch.float64 else dict(rtol=1e-3, atol=1e-3 * float(ref.abs().max()))
+    torch.testing.assert_close(out.double(), ref, **tol)
+    G = torch.randn_like(ref)
+    (out.double() * G).sum().backward()
+    (ref * G).sum().backward()
+    gtol = TOL if dtype == torch.float64 else dict(rtol=1e-3, atol=1e-3 * float(X64.grad.abs().max()))
+    torch.testing.assert_close(X.grad.double(), X64.grad, **gtol)

@@ -195,3 +195,50 @@ def test_dgl_graph_orientation_matches_graphnet(tiny_graph_catalog):
     D = torch.zeros(A.shape, dtype=A.dtype).index_put((A.row, A.col), A.val, accumulate=True)
     torch.testing.assert_close(g.ndata["h"], D @ X)
     torch.testing.assert_close(ops.spmm(A, X), D @ X)
+
+
+# ------------------------------------------------------------------------------------------ blocks (MFGs)
+def dgl_block(seed=0, n=25, e=100, n_dst=7):
+    """A random weighted DGL graph, an MFG of it from dgl.to_block (destination nodes first), our block.
+
+    Returns (our block (N_dst, N_src) with the original weights, DGL block, X of the block's sources).
+    """
+    from graphnet.graph import adjacency
+
+    g = torch.Generator().manual_seed(seed)
+    src, dst = torch.randint(0, n, (e,), generator=g), torch.randint(0, n, (e,), generator=g)
+    graph = dgl.graph((src, dst), num_nodes=n)
+    graph.edata["w"] = 0.5 + 1.5 * torch.rand(e, generator=g, dtype=torch.float64)
+    seeds = torch.randperm(n, generator=g)[:n_dst]
+    mfg = dgl.to_block(dgl.in_subgraph(graph, seeds), seeds)  # in-edges of the seeds; edata carried along
+    u, v = mfg.edges()
+    B = adjacency(u, v, (mfg.num_dst_nodes(), mfg.num_src_nodes()), mfg.edata["w"])
+    X = torch.randn(n, IN, dtype=torch.float64, generator=g)[mfg.srcdata[dgl.NID]]
+    return B, mfg, X
+
+
+def test_one_hop_layers_on_blocks_match_dgl_on_mfgs():
+    B, mfg, X = dgl_block()
+    assert B.shape[0] < B.shape[1]  # a genuine block, destination nodes first:
+    assert torch.equal(mfg.srcdata[dgl.NID][: B.shape[0]], mfg.dstdata[dgl.NID])
+    w = mfg.edata["w"]
+    ones = dglsp.val_like(B, torch.ones_like(B.val))
+    sage = SAGEConv(IN, OUT, "mean").double()
+    theirs = dglnn.SAGEConv(IN, OUT, "mean").double()
+    copy_(theirs.fc_self.weight, sage.lin_self.weight), copy_(theirs.fc_self.bias, sage.bias)
+    copy_(theirs.fc_neigh.weight, sage.lin_neigh.weight)
+    torch.testing.assert_close(sage(ones, X), theirs(mfg, X), **TOL)
+    pool = SAGEConv(IN, OUT, "pool").double()
+    theirs = dglnn.SAGEConv(IN, OUT, "pool").double()
+    copy_(theirs.fc_pool.weight, pool.lin_pool.weight), copy_(theirs.fc_pool.bias, pool.lin_pool.bias)
+    copy_(theirs.fc_self.weight, pool.lin_self.weight), copy_(theirs.fc_self.bias, pool.bias)
+    copy_(theirs.fc_neigh.weight, pool.lin_neigh.weight)
+    torch.testing.assert_close(pool(B, X), theirs(mfg, X, edge_weight=w), **TOL)
+    gat = GATConv(IN, OUT, num_heads=3).double()
+    theirs = dglnn.GATConv(IN, OUT, 3, allow_zero_in_degree=True).double()
+    copy_(theirs.fc.weight, gat.lin.weight), copy_(theirs.attn_l, gat.attn_src)
+    copy_(theirs.attn_r, gat.attn_dst), copy_(theirs.bias, gat.bias)
+    torch.testing.assert_close(gat(B, X), theirs(mfg, X, edge_weight=w), **TOL)
+    gin = GINConv(IN, OUT, hidden_dim=5, eps=0.25).double()
+    theirs = dglnn.GINConv(gin.mlp, "sum", init_eps=0.25, learn_eps=True).double()
+    torch.testing.assert_close(gin(B, X), theirs(mfg, X, edge_weight=w), **TOL)
