@@ -32,6 +32,10 @@ _EXPORTS = {
     "GraphError": ("graphnet.errors", "GraphError"),
     "ConfigError": ("graphnet.errors", "ConfigError"),
     "DataError": ("graphnet.errors", "DataError"),
+    "ReducedPrecisionFallback": ("graphnet._spmm", "ReducedPrecisionFallback"),
+    "NeighborSampler": ("graphnet.sampling", "NeighborSampler"),
+    "layerwise_inference": ("graphnet.sampling", "layerwise_inference"),
+    "distributed": ("graphnet.distributed", None),
 }
 __all__ = sorted(_EXPORTS)
 

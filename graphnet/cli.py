@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="experiments/runs", help="output root (default: %(default)s)")
     r.add_argument("--device", help="auto, cpu, cuda or cuda:<i> (overrides train.device)")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run in its directory")
-    r.add_argument("--nproc", type=int, default=1,
-                   help="processes for data-parallel training (only 1 so far)")
+    r.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel training in N local processes (gloo on CPU, nccl on GPU; each "
+                        "takes a shard of the training items); or start under torchrun instead")
     r.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("list", parents=[common], help="list models, tasks or datasets")
@@ -158,20 +159,37 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------- commands
 def cmd_run(args: argparse.Namespace) -> int:
-    from graphnet.config import load_config
-    from graphnet.run import run
+    import os
 
-    if args.nproc != 1:
-        raise ConfigError(f"--nproc {args.nproc}: multi-process (DDP) training is not implemented yet; "
-                          f"use --nproc 1")
+    from graphnet import distributed
+    from graphnet.config import load_config
+    from graphnet.run import run, run_distributed
+
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc: expected a number of processes >= 1, got {args.nproc}")
+    torchrun = "WORLD_SIZE" in os.environ
+    if torchrun and args.nproc != 1:
+        raise ConfigError(f"--nproc {args.nproc}: this process was started by torchrun "
+                          f"(WORLD_SIZE={os.environ['WORLD_SIZE']}), which sets the processes; drop --nproc")
     if args.config is None and args.resume is None:
         raise ConfigError("run: give a CONFIG.toml, or --resume RUN_DIR")
     if args.resume is not None and (args.overrides or args.seeds is not None):
         raise ConfigError("--resume continues a run with its own config.toml; "
                           "--set and --seeds cannot change it")
     cfg = load_config(args.config, args.overrides) if args.config is not None else None
-    summary = run(cfg, out=args.out, seeds=args.seeds, device=args.device, resume=args.resume,
+    kwargs = dict(out=args.out, seeds=args.seeds, device=args.device, resume=args.resume,
                   progress=False if args.quiet else None)
+    if torchrun:  # one of WORLD_SIZE processes: join the group, run, print on rank 0 only
+        distributed.init()
+        main = distributed.is_main()
+        try:
+            summary = run(cfg, **kwargs)
+        finally:
+            distributed.cleanup()
+        if not main:
+            return 0
+    else:
+        summary = run_distributed(args.nproc, cfg, **kwargs)
     _print_summary(summary)
     return 0
 

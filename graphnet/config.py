@@ -116,6 +116,9 @@ class TrainConfig:
         mode: max | min | auto (the task's direction for its default monitor; else min for keys ending
             in loss/rmse/mae/_mr, max otherwise).
         patience: stop after this many epochs without improvement of ``monitor``; 0 = never stop early.
+        also_monitor: a second metric, e.g. "val_loss" with monitor "val_accuracy" (the GAT paper's rule,
+            Velickovic et al. 2018): the best weights are kept when both metrics are at least as good as
+            their best so far, and patience restarts when either improves; "" = off.
         eval_every: evaluate the monitored split every this many epochs (and after the last epoch).
         checkpoint_every: write a resumable checkpoint every this many epochs; 0 = never.
         device: auto | cpu | cuda | cuda:<i>.
@@ -134,6 +137,7 @@ class TrainConfig:
     monitor: str = ""
     mode: str = "auto"
     patience: int = 0
+    also_monitor: str = ""
     eval_every: int = 1
     checkpoint_every: int = 10
     device: str = "auto"

@@ -201,8 +201,8 @@ def all_reduce_weighted(metrics: dict[str, float], weight: float) -> dict[str, f
     if world_size() == 1:
         return {k: float(v) for k, v in metrics.items()}
     keys = sorted(metrics)
-    t = torch.tensor(
-        [float(weight) * float(metrics[k]) for k in keys] + [float(weight)],
+    t = torch.tensor(  # a rank with weight 0 (an empty shard) adds nothing, even if its value is NaN
+        [float(weight) * float(metrics[k]) if weight else 0.0 for k in keys] + [float(weight)],
         dtype=torch.float64,
         device=device(),
     )

@@ -16,7 +16,10 @@ A config with a [sweep] gets one parent directory holding its config.toml (with 
 ``point-<i>/`` per grid point laid out as above, and summary.json/results.md/results.csv with one row per
 point (mean ± std of every metric).
 
-``run_seed`` trains one seed into one directory; a data-parallel launcher (issue 6) can call it per rank.
+Data-parallel runs (``graphnet run --nproc N`` -> ``run_distributed``, or ``torchrun -m graphnet run``):
+every process executes ``run`` with the same config; rank 0 creates the run directory and broadcasts its
+path, loads the data first (so a download happens once), and is the only process that writes files.
+``run_seed`` trains one seed into one directory.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from graphnet import __version__
+from graphnet import __version__, distributed
 from graphnet.config import ExperimentConfig, dump_toml, expand_sweep, flatten, load_config, registry
 from graphnet.errors import ConfigError
 from graphnet.io import atomic_write_json, atomic_write_text, make_run_dir, remove_temporaries
@@ -68,7 +71,8 @@ def run(cfg: ExperimentConfig | None, out: str | Path = DEFAULT_OUT, seeds: int 
         if cfg is not None:
             _check_same(cfg, stored, run_dir)
         cfg = stored
-        remove_temporaries(run_dir)  # a killed writer's leftovers: never read, but clutter
+        if distributed.is_main():
+            remove_temporaries(run_dir)  # a killed writer's leftovers: never read, but clutter
     elif cfg is None:
         raise ConfigError("run: give a config or a run directory to resume")
     if device is not None:
@@ -77,8 +81,11 @@ def run(cfg: ExperimentConfig | None, out: str | Path = DEFAULT_OUT, seeds: int 
 
     resolve_device(cfg.train.device)  # a missing GPU is a user mistake: fail before creating anything
     if resume is None:
-        run_dir = make_run_dir(Path(out) / cfg.name)
-        atomic_write_text(run_dir / "config.toml", dump_toml(cfg.to_dict()))
+        run_dir = None
+        if distributed.is_main():
+            run_dir = make_run_dir(Path(out) / cfg.name)
+            atomic_write_text(run_dir / "config.toml", dump_toml(cfg.to_dict()))
+        run_dir = distributed.broadcast_object(run_dir)  # one directory for all processes
     log.info("run directory: %s", run_dir)
     if cfg.sweep:
         return _run_sweep(cfg, run_dir, progress, resume is not None)
@@ -98,7 +105,7 @@ def _run_sweep(cfg: ExperimentConfig, run_dir: Path, progress: bool | None, resu
     for i, (settings, point_cfg) in enumerate(expand_sweep(cfg)):
         point_dir = run_dir / f"point-{i:03d}"
         point_dir.mkdir(exist_ok=True)
-        if not (point_dir / "config.toml").exists():
+        if distributed.is_main() and not (point_dir / "config.toml").exists():
             atomic_write_text(point_dir / "config.toml", dump_toml(point_cfg.to_dict()))
         log.info("sweep point %d: %s", i, settings)
         summary = _run_point(point_cfg, point_dir, progress, resume)
@@ -111,8 +118,9 @@ def _run_sweep(cfg: ExperimentConfig, run_dir: Path, progress: bool | None, resu
         cells = [_mean_std(p["metrics"].get(k)) for k in keys]
         rows.append([p["dir"], *(json.dumps(p["settings"][k]) for k in setting_keys), *cells])
     summary = {"name": cfg.name, "run_dir": str(run_dir), "sweep": cfg.sweep, "points": points}
-    atomic_write_json(run_dir / "summary.json", summary)
-    write_tables(rows, run_dir, f"{cfg.name}: sweep over {', '.join(setting_keys)}")
+    if distributed.is_main():
+        atomic_write_json(run_dir / "summary.json", summary)
+        write_tables(rows, run_dir, f"{cfg.name}: sweep over {', '.join(setting_keys)}")
     return summary
 
 
@@ -132,12 +140,13 @@ def _run_point(cfg: ExperimentConfig, run_dir: Path, progress: bool | None, resu
         seed_dir.mkdir(exist_ok=True)
         if graph is None:
             t0 = time.perf_counter()
-            graph = load_graph(cfg)
+            graph = _load_main_first(cfg)
             load_s = time.perf_counter() - t0
         result = run_seed(cfg, graph, seed, seed_dir, progress=progress, resume=resume)
         result["times"]["load_s"] = load_s
-        atomic_write_json(seed_dir / "results.json", result)
-        (seed_dir / "checkpoint.pt").unlink(missing_ok=True)
+        if distributed.is_main():
+            atomic_write_json(seed_dir / "results.json", result)
+            (seed_dir / "checkpoint.pt").unlink(missing_ok=True)
         log.info("seed %d: %s", seed, ", ".join(f"{k}={v:.4f}" for k, v in sorted(result["metrics"].items())))
         results.append(result)
 
@@ -146,12 +155,38 @@ def _run_point(cfg: ExperimentConfig, run_dir: Path, progress: bool | None, resu
     summary = {"name": cfg.name, "run_dir": str(run_dir), "seeds": [r["seed"] for r in results],
                "monitor": results[0]["monitor"], "best_epoch": [r["best_epoch"] for r in results],
                "device": results[0]["device"], "metrics": metrics, "times": times}
-    atomic_write_json(run_dir / "summary.json", summary)
-    title = (f"{cfg.name}: {cfg.model.name} on {cfg.data.name} ({cfg.task.name}), {len(results)} seed(s), "
-             f"best epoch by {summary['monitor']}")
-    write_tables(table_rows({**metrics, **{f"time_{k}": v for k, v in times.items()}}), run_dir, title)
-    plot_curves(results, run_dir / "curves.png", summary["monitor"])
+    if distributed.is_main():
+        atomic_write_json(run_dir / "summary.json", summary)
+        title = (f"{cfg.name}: {cfg.model.name} on {cfg.data.name} ({cfg.task.name}), {len(results)} "
+                 f"seed(s), best epoch by {summary['monitor']}")
+        write_tables(table_rows({**metrics, **{f"time_{k}": v for k, v in times.items()}}), run_dir, title)
+        plot_curves(results, run_dir / "curves.png", summary["monitor"])
+    distributed.barrier()  # no process returns (and exits) while rank 0 still writes
     return summary
+
+
+def _load_main_first(cfg: ExperimentConfig) -> Any:
+    """``load_graph`` on rank 0 first, then on the other ranks, which then read the verified cache."""
+    if not distributed.is_main():
+        distributed.barrier()
+    graph = load_graph(cfg)
+    if distributed.is_main():
+        distributed.barrier()
+    return graph
+
+
+def run_distributed(nproc: int, cfg: ExperimentConfig | None, **kwargs: Any) -> dict[str, Any]:
+    """``run(cfg, **kwargs)`` in ``nproc`` local processes (gloo on CPU, nccl on GPU); rank 0's summary.
+
+    Each process trains on its shard of every epoch's training items; see graphnet.distributed.
+    """
+    if nproc == 1:
+        return run(cfg, **kwargs)
+    return distributed.launch(_run_kwargs, nproc, cfg, kwargs)
+
+
+def _run_kwargs(cfg: ExperimentConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return run(cfg, **kwargs)  # module-level, so spawned processes can unpickle it
 
 
 def load_graph(cfg: ExperimentConfig) -> Any:

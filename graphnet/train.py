@@ -11,6 +11,13 @@ python/numpy/torch/generator RNG states as tensors and plain types) is written a
 ``checkpoint_every`` epochs and read back with ``torch.load(weights_only=True)``. DGL's RNG has no
 get/set-state API, so it is re-seeded from (seed, epoch) at the start of every epoch instead. Together
 this makes a resumed CPU run bit-identical to an uninterrupted one.
+
+Data-parallel (graphnet.distributed; a no-op in a single process): rank 0's initial weights are copied to
+every rank, tasks shard their training items per rank (``distributed.shard`` in ``batches``), gradients are
+averaged after every backward (``sync_grads``), the epoch loss is averaged over ranks and rank 0's
+evaluation metrics are broadcast, so every rank takes the same early-stopping decisions. Each rank draws
+its own batch randomness (generator seeded with ``seed + 1_000_003 * rank``); only rank 0 shows progress
+and writes checkpoints (holding every rank's RNG state).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from graphnet import distributed
 from graphnet.config import TrainConfig
 from graphnet.errors import CheckpointError, ConfigError
 from graphnet.io import atomic_open
@@ -105,7 +113,10 @@ class Trainer:
         """
         cfg = self.cfg
         device = resolve_device(cfg.device)
+        if distributed.world_size() > 1 and device.type == "cuda":
+            device = torch.device("cuda", distributed.local_rank())  # one GPU per process
         model, graph = model.to(device), graph.to(device)
+        distributed.broadcast_module(model)  # every rank starts from rank 0's weights
         monitor = cfg.monitor or task.monitor
         split = monitor.split("_", 1)[0]
         if split not in SPLITS:
@@ -126,17 +137,18 @@ class Trainer:
         opt = _optimizer(cfg, model)
         sched = _scheduler(cfg, opt, higher)
         scaler = torch.cuda.amp.GradScaler(enabled=amp is torch.float16)
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(self.seed + 1_000_003 * distributed.rank())
         s = {"epoch": 0, "history": [], "best_epoch": -1, "best_value": None, "best_state": None,
-             "train_s": 0.0, "eval_s": 0.0, "amp_on": amp is not None}
+             "last_improved": -1, "also_best": None, "train_s": 0.0, "eval_s": 0.0, "amp_on": amp is not None}
         if resume and self.checkpoint is not None and self.checkpoint.exists():
             s = self._restore(device, model, opt, sched, scaler, gen)
             log.info("resumed from %s at epoch %d", self.checkpoint, s["epoch"])
 
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.epochs, initial=s["epoch"], disable=not self.progress, leave=False,
-                   file=sys.stderr, desc="train")
+        show = self.progress and distributed.is_main()
+        bar = tqdm(total=cfg.epochs, initial=s["epoch"], disable=not show, leave=False, file=sys.stderr,
+                   desc="train")
         stopped = False
         for epoch in range(s["epoch"], cfg.epochs):
             if "dgl" in sys.modules:  # dgl samplers draw from DGL's own RNG, whose state cannot be saved
@@ -145,7 +157,8 @@ class Trainer:
             model.train()
             for batch in task.batches(model, graph, epoch, gen):
                 losses.append(self._step(model, task, graph, batch, opt, scaler, amp, s))
-            rec = {"epoch": epoch, "loss": float(torch.stack(losses).mean()) if losses else math.nan,
+            mean = {"loss": float(torch.stack(losses).mean()) if losses else math.nan}
+            rec = {"epoch": epoch, "loss": distributed.all_reduce_mean(mean)["loss"],
                    "lr": opt.param_groups[0]["lr"], "time_s": time.perf_counter() - t0}
             s["train_s"] += rec["time_s"]
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
@@ -157,11 +170,13 @@ class Trainer:
                     raise ConfigError(f"train.monitor={monitor!r} is not a metric of task "
                                       f"{type(task).__name__}; available: "
                                       f"{', '.join(sorted(metrics)) or 'none'}")
-                value, best = rec[monitor], s["best_value"]
-                # strict improvement: ties keep the earlier epoch; NaN never counts as an improvement
-                if math.isfinite(value) and (best is None or (value > best if higher else value < best)):
+                value = rec[monitor]
+                keep, improved = self._select(rec, monitor, higher, s)
+                if keep:
                     s["best_value"], s["best_epoch"] = value, epoch
                     s["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if improved:
+                    s["last_improved"] = epoch
                 if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     sched.step(value)
                 bar.set_postfix(loss=f"{rec['loss']:.4f}", **{monitor: f"{value:.4f}"})
@@ -171,7 +186,8 @@ class Trainer:
             s["epoch"] = epoch + 1
             bar.update(1)
             log.debug("epoch %d %s", epoch, {k: round(v, 5) for k, v in rec.items() if k != "epoch"})
-            if cfg.patience and s["best_epoch"] >= 0 and epoch - s["best_epoch"] >= cfg.patience:
+            last = s.get("last_improved", s["best_epoch"])  # (checkpoints of older versions lack the key)
+            if cfg.patience and last >= 0 and epoch - last >= cfg.patience:
                 stopped = True
                 log.info("early stop at epoch %d: %s best %.4f at epoch %d", epoch, monitor,
                          s["best_value"], s["best_epoch"])
@@ -190,7 +206,7 @@ class Trainer:
         s["eval_s"] += time.perf_counter() - t1
         return {"metrics": metrics, "history": s["history"], "best_epoch": s["best_epoch"],
                 "epochs_run": s["epoch"], "stopped_early": stopped, "monitor": monitor, "device": str(device),
-                "amp": cfg.amp if s["amp_on"] else "off",
+                "amp": cfg.amp if s["amp_on"] else "off", "world_size": distributed.world_size(),
                 "times": {"train_s": s["train_s"], "eval_s": s["eval_s"]}}
 
 
@@ -212,7 +228,13 @@ class Trainer:
             if sched is not None:
                 sched.load_state_dict(ck["scheduler"])
             scaler.load_state_dict(ck["scaler"])
-            _set_rng_state(ck["rng"], gen)
+            rng = ck["rng"]
+            if "per_rank" in rng:
+                if len(rng["per_rank"]) != distributed.world_size():
+                    raise ValueError(f"written by {len(rng['per_rank'])} processes, resumed with "
+                                     f"{distributed.world_size()}")
+                rng = rng["per_rank"][distributed.rank()]
+            _set_rng_state(rng, gen)
             return ck["state"]
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
             first = str(e).splitlines()[0] if str(e) else ""
@@ -237,6 +259,7 @@ class Trainer:
             _set_rng_state(snapshot, None)
             return self._step(model, task, graph, batch, opt, scaler, amp, s)
         scaler.scale(loss.float()).backward()
+        distributed.sync_grads(model)  # mean over ranks = the gradient of the global batch
         if self.cfg.grad_clip:
             scaler.unscale_(opt)
             nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
@@ -244,18 +267,52 @@ class Trainer:
         scaler.update()
         return loss.detach().float()
 
+    def _select(self, rec: dict[str, float], monitor: str, higher: bool,
+                s: dict[str, Any]) -> tuple[bool, bool]:
+        """(keep these weights as the best, an improvement that restarts patience) for this evaluation.
+
+        One monitor: strict improvement for both (ties keep the earlier epoch; NaN never improves).
+        With ``also_monitor`` (the GAT paper's rule): keep when both metrics are at least as good as their
+        best so far; restart patience when either is; each best so far is updated independently.
+        """
+        value, best = rec[monitor], s["best_value"]
+        if not self.cfg.also_monitor:
+            better = math.isfinite(value) and (best is None or (value > best if higher else value < best))
+            return better, better
+        key = self.cfg.also_monitor
+        if key not in rec:
+            split = monitor.split("_", 1)[0]
+            raise ConfigError(f"train.also_monitor={key!r} is not a metric evaluated with {monitor!r}; "
+                              f"available: {', '.join(sorted(k for k in rec if k.startswith(split + '_')))}")
+        other, other_best = rec[key], s["also_best"]
+        other_higher = not key.endswith(_LOWER_IS_BETTER)
+        ok1 = math.isfinite(value) and (best is None or (value >= best if higher else value <= best))
+        ok2 = math.isfinite(other) and (other_best is None or
+                                        (other >= other_best if other_higher else other <= other_best))
+        if ok2:
+            s["also_best"] = other  # at least as good as the best so far
+        if ok1 and not ok2:  # the monitor's best so far moves even when the weights are not kept
+            s["best_value"] = value
+        return ok1 and ok2, ok1 or ok2
+
     @staticmethod
     def _evaluate(model: nn.Module, task: Any, graph: Any, split: str) -> dict[str, float]:
+        """Metrics of ``split``; rank 0's values on every rank, so all ranks decide alike."""
         model.eval()
         with torch.no_grad():
-            return {f"{split}_{k}": float(v) for k, v in task.evaluate(model, graph, split).items()}
+            metrics = {f"{split}_{k}": float(v) for k, v in task.evaluate(model, graph, split).items()}
+        return distributed.broadcast_object(metrics)
 
     def _save(self, model, opt, sched, scaler, gen, s) -> None:
-        ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-              "scheduler": sched.state_dict() if sched is not None else None, "rng": _rng_state(gen),
-              "state": s}
-        with atomic_open(self.checkpoint, "wb") as f:
-            torch.save(ck, f)
+        rng = _rng_state(gen)
+        if distributed.world_size() > 1:
+            rng = {"per_rank": distributed.all_gather_object(rng)}  # every rank resumes its own stream
+        if distributed.is_main():
+            ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+                  "scheduler": sched.state_dict() if sched is not None else None, "rng": rng, "state": s}
+            with atomic_open(self.checkpoint, "wb") as f:
+                torch.save(ck, f)
+        distributed.barrier()  # no rank goes on (and may read the file) before it is complete
 
 
 def _optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:

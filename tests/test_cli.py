@@ -49,7 +49,7 @@ GOOD = ('data.name = "karate"\nmodel.name = "gcn"\ntask.name = "node"\n'
     (["run", "{cfg}", "--set", "train.epochs=ten"], "'train.epochs' expects int, got 'ten'"),
     (["run", "{cfg}", "--set", "model.name=gnc"], "unknown model.name 'gnc'; valid names: appnp"),
     (["run", "{cfg}", "--set", "oops"], "--set 'oops': expected section.key=value"),
-    (["run", "{cfg}", "--nproc", "2"], "--nproc 2: multi-process (DDP) training is not implemented yet"),
+    (["run", "{cfg}", "--nproc", "-1"], "--nproc: expected a number of processes >= 1, got -1"),
     (["run", "{cfg}", "--device", "cuda:7"], "no such CUDA device"),
     (["run", "--resume", "{tmp}"], "not a run directory (no config.toml in it)"),
     (["run", "--resume", "{tmp}", "--seeds", "3"], "--set and --seeds cannot change it"),

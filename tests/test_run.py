@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("GRAPHNET_MIRROR", ROOT.parent / "shared" / "data"))
 RESULT_KEYS = {"amp", "best_epoch", "config", "device", "epochs_run", "finished_at", "git_commit",
                "git_dirty", "history", "metrics", "monitor", "num_parameters", "seed", "started_at",
-               "stopped_early", "times", "versions"}
+               "stopped_early", "times", "versions", "world_size"}
 RUN_FILES = {"config.toml", "summary.json", "results.md", "results.csv", "curves.png"}
 
 

@@ -106,7 +106,7 @@ CPU = TrainConfig(device="cpu", epochs=12, lr=0.05, weight_decay=0.0)
 def test_fit_schema_and_learning():
     out, _ = fit(CPU)
     assert set(out) == {"metrics", "history", "best_epoch", "epochs_run", "stopped_early", "monitor",
-                        "device", "amp", "times"}
+                        "device", "amp", "times", "world_size"}
     assert set(out["metrics"]) == {"val_accuracy", "val_loss", "test_accuracy", "test_loss"}
     assert out["monitor"] == "val_accuracy" and out["device"] == "cpu" and out["epochs_run"] == 12
     assert [h["epoch"] for h in out["history"]] == list(range(12))
@@ -300,3 +300,43 @@ def test_nan_metric_never_becomes_the_best():
     task = ScriptedTask([float("nan"), 0.2, float("nan"), 0.1, 0.3])
     out, _ = fit(dataclasses.replace(CPU, epochs=4), task=task)
     assert out["best_epoch"] == 1
+
+
+def test_also_monitor_follows_the_gat_rule_by_hand():
+    """GAT (Velickovic et al. 2018, execute_cora.py): keep the weights when val accuracy >= its best AND
+    val loss <= its best; restart patience when either holds; each best moves on its own."""
+    trainer = Trainer(dataclasses.replace(CPU, also_monitor="val_loss"))
+    s = {"best_value": None, "also_best": None}
+    seq = [(0.5, 1.0), (0.6, 1.1), (0.6, 0.9), (0.55, 0.95), (0.7, 0.8), (0.65, 0.85)]
+    out = []
+    for acc, loss in seq:
+        keep, improved = trainer._select({"val_accuracy": acc, "val_loss": loss}, "val_accuracy", True, s)
+        if keep:
+            s["best_value"] = acc  # what fit() does on keep
+        out.append((keep, improved))
+    assert out == [(True, True), (False, True), (True, True), (False, False), (True, True), (False, False)]
+    assert s == {"best_value": 0.7, "also_best": 0.8}
+    # one monitor: strict improvement for both decisions
+    plain = Trainer(CPU)
+    assert plain._select({"val_accuracy": 0.5}, "val_accuracy", True, {"best_value": 0.5}) == (False, False)
+    with pytest.raises(ConfigError, match=r"train.also_monitor='val_loss' is not a metric .* val_accuracy"):
+        trainer._select({"val_accuracy": 0.5, "loss": 1.0}, "val_accuracy", True, s)
+
+
+def test_also_monitor_in_fit_keeps_and_stops_by_the_rule():
+    out, _ = fit(dataclasses.replace(CPU, epochs=80, lr=0.2, also_monitor="val_loss", patience=5))
+    h = out["history"]
+    # replay the rule on the recorded metrics
+    best_acc, best_loss, keep, last = -1.0, float("inf"), -1, -1
+    for r in h:
+        ok1, ok2 = r["val_accuracy"] >= best_acc, r["val_loss"] <= best_loss
+        if ok1 and ok2:
+            keep = r["epoch"]
+        if ok1 or ok2:
+            last = r["epoch"]
+        best_acc, best_loss = max(best_acc, r["val_accuracy"]), min(best_loss, r["val_loss"])
+    assert out["best_epoch"] == keep
+    if out["stopped_early"]:
+        assert out["epochs_run"] == last + 5 + 1
+    else:
+        assert out["epochs_run"] == 80 and h[-1]["epoch"] - last < 5

@@ -8,7 +8,8 @@ model's ``preprocess`` (``ops.gcn_norm``, self-loops included) -> CSR materializ
 Model: graphnet GCN, 2 layers, 16 -> 16 -> 8, dropout 0.5, Adam lr 0.01.
 - full: one epoch = full-batch forward + backward + step (loss on a random 10% of the nodes).
 - sampled: ``graphnet.sampling.NeighborSampler([10, 10])``, ``--batches`` batches of 1,024 seed nodes;
-  one epoch = sample + forward on the blocks + backward + step for each batch.
+  one epoch = sample + ``model(blocks, X[input_nodes])`` + backward + step for each batch (what
+  ``task.fanouts = [10, 10]`` runs inside the Trainer).
 Reported per point: build time (random edges -> normalized CSR), median epoch time over ``--epochs`` after
 one warm-up epoch, RSS after imports, and peak RSS. Slopes are least-squares fits of log(y) on log(E).
 
@@ -93,11 +94,7 @@ def run_point(mode: str, num_edges: int, args) -> dict:
         perm = train[torch.randperm(train.numel(), generator=gen)]
         for seeds in perm[: args.batches * 1024].split(1024):
             mb = sampler.sample(A, seeds, gen)
-            H = X[mb.input_nodes]
-            for i, (layer, B) in enumerate(zip(model.layers, mb.blocks, strict=True)):
-                H = layer(B, model.dropout(H))  # the GCN stack's loop over the sampled blocks
-                if i < len(model.layers) - 1:
-                    H = F.relu(H)
+            H = model(mb.blocks, X[mb.input_nodes])  # the stack over the L sampled blocks: (1024, 8)
             opt.zero_grad()
             F.cross_entropy(H, y[mb.output_nodes]).backward()
             opt.step()

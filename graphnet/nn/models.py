@@ -5,6 +5,13 @@ and has ``preprocess(A, edge_type=None)``, the adjacency it expects, which a tas
 Arguments a model does not use (A for the MLP, edge_type outside R-GCN, edge_feat outside GAT/EdgeFeat)
 are ignored, so one training loop can call every model the same way. Defaults are each paper's
 Planetoid (node classification) setting. Models never compute losses.
+
+Mini-batch protocol (graphnet.sampling; models with ``supports_blocks = True``: MLP, GCN, SAGE, GIN,
+GAT, EdgeFeat, RGCN): ``num_layers``; ``forward_layer(i, A, H, edge_type=None, edge_feat=None)`` applies
+layer i with its dropout before and its activation after; ``forward`` also takes a list of ``num_layers``
+blocks (A_i of shape (N_dst_i, N_src_i), destination nodes first) with per-block lists of edge data, and
+then returns the last block's destination rows. SGC, APPNP, Cheb and the K-hop propagations inside one
+layer need the square A and stay full-batch.
 """
 
 from __future__ import annotations
@@ -39,10 +46,50 @@ def _dims(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> list[t
     return list(zip(sizes[:-1], sizes[1:], strict=True))
 
 
-class _Stack(nn.Module):
-    """Shared loop: dropout -> layer -> ReLU between layers (none after the last)."""
+def per_layer(
+    A: SparseMatrix | list[SparseMatrix],
+    edge_type: Tensor | list[Tensor] | None,
+    edge_feat: Tensor | list[Tensor] | None,
+    num_layers: int,
+    model: str,
+) -> list[tuple[SparseMatrix, Tensor | None, Tensor | None]]:
+    """(A_i, edge_type_i, edge_feat_i) for each layer: one matrix shared by all layers, or one block each.
 
-    layers: nn.ModuleList
+    With blocks, edge data must be None or a list with one tensor per block (rows aligned with the block's
+    nonzeros, e.g. ``edge_feat[batch.eids[i]]``).
+    """
+    if not isinstance(A, (list, tuple)):
+        return [(A, edge_type, edge_feat)] * num_layers
+    if len(A) != num_layers:
+        raise GraphError(f"{model}: expected {num_layers} blocks (one per layer), got {len(A)}")
+    data = []
+    for name, d in (("edge_type", edge_type), ("edge_feat", edge_feat)):
+        if d is None:
+            d = [None] * num_layers
+        elif not isinstance(d, (list, tuple)) or len(d) != num_layers:
+            raise GraphError(f"{model}: with blocks, expected {name} as a list of {num_layers} tensors "
+                             f"(one per block), got {type(d).__name__}")
+        data.append(d)
+    return list(zip(A, *data, strict=True))
+
+
+class _Stack(nn.Module):
+    """Shared loop: dropout -> layer -> activation between layers (none after the last).
+
+    Subclasses pass their layers and dropout rate and override ``layer_forward`` when a layer takes
+    more than ``(A, H)``; ``forward_layer`` and a list of blocks in ``forward`` come for free.
+    """
+
+    supports_blocks = True
+
+    def __init__(self, layers: list[nn.Module], dropout: float):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.dropout = nn.Dropout(dropout)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
 
     def reset_parameters(self) -> None:
         for layer in self.layers:
@@ -52,14 +99,28 @@ class _Stack(nn.Module):
         return f"dropout={self.dropout.p}"
 
     def forward(
-        self, A: SparseMatrix, X: Tensor, edge_type: Tensor | None = None, edge_feat: Tensor | None = None
+        self,
+        A: SparseMatrix | list[SparseMatrix],
+        X: Tensor,
+        edge_type: Tensor | list[Tensor] | None = None,
+        edge_feat: Tensor | list[Tensor] | None = None,
     ) -> Tensor:
         H = X
-        for i, layer in enumerate(self.layers):
-            H = self.layer_forward(layer, A, self.dropout(H), edge_type, edge_feat)
-            if i < len(self.layers) - 1:
-                H = F.relu(H)
+        for i, (A_i, et, ef) in enumerate(per_layer(A, edge_type, edge_feat, self.num_layers,
+                                                     type(self).__name__)):
+            H = self.forward_layer(i, A_i, H, et, ef)
         return H
+
+    def forward_layer(
+        self, i: int, A: SparseMatrix, H: Tensor, edge_type: Tensor | None = None,
+        edge_feat: Tensor | None = None,
+    ) -> Tensor:
+        """Layer i: dropout, the layer, then ReLU unless it is the last.
+
+        Shapes: A (N_dst, N_src), H (N_src, F) -> (N_dst, F').
+        """
+        H = self.layer_forward(self.layers[i], A, self.dropout(H), edge_type, edge_feat)
+        return F.relu(H) if i < self.num_layers - 1 else H
 
     def layer_forward(
         self, layer: nn.Module, A: SparseMatrix, H: Tensor, edge_type: Tensor | None, edge_feat: Tensor | None
@@ -76,13 +137,10 @@ class MLP(_Stack):
     def __init__(
         self, in_dim: int, out_dim: int, hidden_dim: int = 64, num_layers: int = 2, dropout: float = 0.5
     ):
-        super().__init__()
         _check_sizes("MLP", in_dim, out_dim, num_layers, dropout, hidden_dim)
+        super().__init__([nn.Linear(i, o) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)],
+                         dropout)
         self.in_dim = in_dim
-        self.layers = nn.ModuleList(
-            nn.Linear(i, o) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)
-        )
-        self.dropout = nn.Dropout(dropout)
 
     @staticmethod
     def preprocess(A: SparseMatrix, edge_type: Tensor | None = None) -> SparseMatrix:
@@ -90,7 +148,7 @@ class MLP(_Stack):
 
     def forward(
         self,
-        A: SparseMatrix | None,
+        A: SparseMatrix | list[SparseMatrix] | None,
         X: Tensor,
         edge_type: Tensor | None = None,
         edge_feat: Tensor | None = None,
@@ -101,7 +159,8 @@ class MLP(_Stack):
         return super().forward(A, X)
 
     def layer_forward(self, layer, A, H, edge_type, edge_feat):
-        return layer(H)
+        # a block's destination nodes are its first A.shape[0] sources: keep just their rows
+        return layer(H if A is None else H[: A.shape[0]])
 
 
 class GCN(_Stack):
@@ -113,12 +172,9 @@ class GCN(_Stack):
     def __init__(
         self, in_dim: int, out_dim: int, hidden_dim: int = 16, num_layers: int = 2, dropout: float = 0.5
     ):
-        super().__init__()
         _check_sizes("GCN", in_dim, out_dim, num_layers, dropout, hidden_dim)
-        self.layers = nn.ModuleList(
-            GraphConv(i, o) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)
-        )
-        self.dropout = nn.Dropout(dropout)
+        layers = [GraphConv(i, o) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)]
+        super().__init__(layers, dropout)
 
     @staticmethod
     def preprocess(A: SparseMatrix, edge_type: Tensor | None = None) -> SparseMatrix:
@@ -141,12 +197,9 @@ class SAGE(_Stack):
         dropout: float = 0.5,
         aggregator: str = "mean",
     ):
-        super().__init__()
         _check_sizes("SAGE", in_dim, out_dim, num_layers, dropout, hidden_dim)
-        self.layers = nn.ModuleList(
-            SAGEConv(i, o, aggregator) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)
-        )
-        self.dropout = nn.Dropout(dropout)
+        layers = [SAGEConv(i, o, aggregator) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)]
+        super().__init__(layers, dropout)
 
     @staticmethod
     def preprocess(A: SparseMatrix, edge_type: Tensor | None = None) -> SparseMatrix:
@@ -169,13 +222,10 @@ class GIN(_Stack):
         dropout: float = 0.5,
         learn_eps: bool = True,
     ):
-        super().__init__()
         _check_sizes("GIN", in_dim, out_dim, num_layers, dropout, hidden_dim)
-        self.layers = nn.ModuleList(
-            GINConv(i, o, hidden_dim=hidden_dim, learn_eps=learn_eps)
-            for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)
-        )
-        self.dropout = nn.Dropout(dropout)
+        layers = [GINConv(i, o, hidden_dim=hidden_dim, learn_eps=learn_eps)
+                  for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)]
+        super().__init__(layers, dropout)
 
     @staticmethod
     def preprocess(A: SparseMatrix, edge_type: Tensor | None = None) -> SparseMatrix:
@@ -186,8 +236,10 @@ class Cheb(_Stack):
     """ChebNet (Defferrard et al. 2016): ChebConv layers on ``scaled_laplacian(A)`` (weighted degrees).
 
     Defaults: hidden 16, dropout 0.5, K=4 terms T_0..T_3 (Kipf & Welling's Chebyshev baseline, "K = 3").
-    Shapes: A (N, N), X (N, in_dim) -> (N, out_dim).
+    Shapes: A (N, N), X (N, in_dim) -> (N, out_dim). Multi-hop inside each layer: no blocks.
     """
+
+    supports_blocks = False
 
     def __init__(
         self,
@@ -198,12 +250,9 @@ class Cheb(_Stack):
         dropout: float = 0.5,
         K: int = 4,
     ):
-        super().__init__()
         _check_sizes("Cheb", in_dim, out_dim, num_layers, dropout, hidden_dim)
-        self.layers = nn.ModuleList(
-            ChebConv(i, o, K) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)
-        )
-        self.dropout = nn.Dropout(dropout)
+        layers = [ChebConv(i, o, K) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)]
+        super().__init__(layers, dropout)
 
     @staticmethod
     def preprocess(A: SparseMatrix, edge_type: Tensor | None = None) -> SparseMatrix:
@@ -227,12 +276,9 @@ class EdgeFeat(_Stack):
         dropout: float = 0.5,
         edge_dim: int = 1,
     ):
-        super().__init__()
         _check_sizes("EdgeFeat", in_dim, out_dim, num_layers, dropout, hidden_dim)
-        self.layers = nn.ModuleList(
-            EdgeFeatConv(i, o, edge_dim) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)
-        )
-        self.dropout = nn.Dropout(dropout)
+        layers = [EdgeFeatConv(i, o, edge_dim) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)]
+        super().__init__(layers, dropout)
 
     @staticmethod
     def preprocess(A: SparseMatrix, edge_type: Tensor | None = None) -> SparseMatrix:
@@ -261,15 +307,12 @@ class RGCN(_Stack):
         regularizer: str | None = "basis",
         self_loop: bool = True,
     ):
-        super().__init__()
         _check_sizes("RGCN", in_dim, out_dim, num_layers, dropout, hidden_dim)
         if not isinstance(num_relations, int) or num_relations < 1:
             raise ConfigError(f"RGCN: expected num_relations to be an integer >= 1, got {num_relations!r}")
-        self.layers = nn.ModuleList(
-            RelGraphConv(i, o, num_relations, regularizer, num_bases, self_loop)
-            for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)
-        )
-        self.dropout = nn.Dropout(dropout)
+        layers = [RelGraphConv(i, o, num_relations, regularizer, num_bases, self_loop)
+                  for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)]
+        super().__init__(layers, dropout)
 
     @staticmethod
     def preprocess(A: SparseMatrix, edge_type: Tensor | None = None) -> SparseMatrix:
@@ -279,7 +322,7 @@ class RGCN(_Stack):
         return layer(A, H, edge_type)
 
 
-class GAT(nn.Module):
+class GAT(_Stack):
     """GAT (Velickovic et al. 2018): GATConv layers on A with self-loops (weight 1) added.
 
     Hidden layers concatenate ``num_heads`` heads of ``hidden_dim`` and apply ELU; the last layer averages
@@ -304,22 +347,13 @@ class GAT(nn.Module):
         negative_slope: float = 0.2,
         edge_dim: int | None = None,
     ):
-        super().__init__()
         _check_sizes("GAT", in_dim, out_dim, num_layers, dropout, hidden_dim)
-        self.edge_dim = edge_dim
         dims = [in_dim] + [hidden_dim * num_heads] * (num_layers - 1)
-        self.layers = nn.ModuleList(
-            GATConv(d, hidden_dim, num_heads, negative_slope, attn_dropout, edge_dim) for d in dims[:-1]
-        )
-        self.layers.append(GATConv(dims[-1], out_dim, out_heads, negative_slope, attn_dropout, edge_dim))
-        self.dropout = nn.Dropout(dropout)
-
-    def reset_parameters(self) -> None:
-        for layer in self.layers:
-            layer.reset_parameters()
-
-    def extra_repr(self) -> str:
-        return f"dropout={self.dropout.p}"
+        layers = [GATConv(d, hidden_dim, num_heads, negative_slope, attn_dropout, edge_dim)
+                  for d in dims[:-1]]
+        layers.append(GATConv(dims[-1], out_dim, out_heads, negative_slope, attn_dropout, edge_dim))
+        super().__init__(layers, dropout)
+        self.edge_dim = edge_dim
 
     @staticmethod
     def preprocess(A: SparseMatrix, edge_type: Tensor | None = None) -> SparseMatrix:
@@ -330,14 +364,20 @@ class GAT(nn.Module):
     ) -> Tensor:
         if self.edge_dim is None:
             edge_feat = None
-        elif edge_feat is not None and edge_feat.shape[0] < A.nnz:  # self-loops appended by preprocess
+        elif isinstance(edge_feat, Tensor) and not isinstance(A, list) and edge_feat.shape[0] < A.nnz:
+            # the self-loops appended by preprocess get zero features (blocks carry aligned rows already)
             pad = edge_feat.new_zeros(A.nnz - edge_feat.shape[0], edge_feat.shape[1])
             edge_feat = torch.cat([edge_feat, pad])
-        H = X
-        for i, layer in enumerate(self.layers):
-            H = layer(A, self.dropout(H), edge_feat)  # (N, heads, F)
-            H = F.elu(H.flatten(1)) if i < len(self.layers) - 1 else H.mean(1)
-        return H
+        return super().forward(A, X, edge_type, edge_feat)
+
+    def forward_layer(
+        self, i: int, A: SparseMatrix, H: Tensor, edge_type: Tensor | None = None,
+        edge_feat: Tensor | None = None,
+    ) -> Tensor:
+        """Layer i: dropout, attention layer (N_dst, heads, F), then ELU of the concatenated heads, or the
+        mean over heads for the last layer."""
+        H = self.layers[i](A, self.dropout(H), edge_feat if self.edge_dim is not None else None)
+        return F.elu(H.flatten(1)) if i < self.num_layers - 1 else H.mean(1)
 
 
 class SGC(nn.Module):

@@ -63,18 +63,42 @@ class NodeEncoder(nn.Module):
     """A model from the registry plus, for featureless graphs, a learnable input embedding.
 
     ``forward(graph)`` returns the model's node representations (N, out_dim) computed from the prepared
-    graph's A, X (or ``self.emb.weight`` when X is None), edge_type and edge_feat. ``ego()`` is the layer-0
-    table of free node vectors (the input embedding, or the model's own ``embedding`` for MF/LightGCN),
-    which recommendation regularizes.
+    graph's A, X (or ``self.emb.weight`` when X is None), edge_type and edge_feat. ``forward(graph, batch)``
+    with a ``graphnet.sampling.MiniBatch`` runs the model on the batch's blocks and returns the rows of
+    ``batch.output_nodes`` only; ``infer(graph, batch_size)`` is layer-wise full-neighbour inference of all
+    rows (``graphnet.sampling.layerwise_inference``). ``ego()`` is the layer-0 table of free node vectors
+    (the input embedding, or the model's own ``embedding`` for MF/LightGCN), which recommendation
+    regularizes.
     """
 
     def __init__(self, model: nn.Module, emb: nn.Embedding | None = None):
         super().__init__()
         self.model, self.emb = model, emb
 
-    def forward(self, graph: Graph) -> Tensor:
+    @property
+    def supports_blocks(self) -> bool:
+        return bool(getattr(self.model, "supports_blocks", False))
+
+    def forward(self, graph: Graph, batch: Any = None) -> Tensor:
+        if batch is None:
+            X = graph.X if self.emb is None else self.emb.weight
+            return self.model(graph.A, X, edge_type=graph.edge_type, edge_feat=graph.edge_feat)
+        ids = batch.input_nodes
+        X = graph.X[ids] if self.emb is None else self.emb(ids)  # (N_src_0, F)
+
+        def per_block(data: Tensor | None) -> list[Tensor] | None:
+            return None if data is None else [data[e] for e in batch.eids]
+
+        return self.model(batch.blocks, X, edge_type=per_block(graph.edge_type),
+                          edge_feat=per_block(graph.edge_feat))
+
+    def infer(self, graph: Graph, batch_size: int) -> Tensor:
+        """All nodes' outputs (N, out_dim), one layer at a time over ``batch_size`` destination nodes."""
+        from graphnet.sampling import layerwise_inference
+
         X = graph.X if self.emb is None else self.emb.weight
-        return self.model(graph.A, X, edge_type=graph.edge_type, edge_feat=graph.edge_feat)
+        return layerwise_inference(self.model, graph.A, X, batch_size, edge_type=graph.edge_type,
+                                   edge_feat=graph.edge_feat)
 
     def ego(self) -> Tensor:
         if self.emb is not None:
@@ -83,6 +107,32 @@ class NodeEncoder(nn.Module):
         if table is None:
             raise ConfigError(f"{type(self.model).__name__} has no node embedding table to regularize")
         return table.weight
+
+
+def make_sampler(task: str, encoder: NodeEncoder, model_name: str, fanouts: list[int] | None,
+                 infer_batch_size: int | None = None) -> Any:
+    """``graphnet.sampling.NeighborSampler(fanouts)`` for a model that runs on blocks; None without fanouts.
+
+    ConfigError when sampled training (``task.fanouts``) or layer-wise inference (``task.infer_batch_size``)
+    is asked of a model that propagates over the full graph (SGC, APPNP, Cheb, LightGCN, MF, ...), or when
+    ``task.fanouts`` does not give one fanout per layer.
+    """
+    from graphnet.sampling import NeighborSampler
+
+    for key, value in (("fanouts", fanouts), ("infer_batch_size", infer_batch_size)):
+        if value is not None and not encoder.supports_blocks:
+            ok = sorted(n for n, c in model_registry().items() if getattr(c, "supports_blocks", False))
+            raise ConfigError(f"task.{key}: model {model_name!r} (task {task!r}) propagates over the whole "
+                              f"graph, not layer by layer on blocks; models that can: {', '.join(ok)}")
+    if fanouts is None:
+        return None
+    if not isinstance(fanouts, (list, tuple)) or len(fanouts) != encoder.model.num_layers:
+        raise ConfigError(f"task.fanouts: expected one fanout per layer ({encoder.model.num_layers} for "
+                          f"{model_name!r}, input layer first, -1 = all in-edges), got {fanouts!r}")
+    try:
+        return NeighborSampler(list(fanouts))
+    except ConfigError as e:
+        raise ConfigError(f"task.{e}") from None  # "task.fanouts: expected ..."
 
 
 def make_encoder(task: str, graph: Graph, name: str, model_kwargs: dict[str, Any], out_dim: int, emb_dim: int,

@@ -20,17 +20,27 @@ Protocol:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphnet import metrics
+from graphnet import distributed, metrics
 from graphnet.errors import ConfigError
 from graphnet.graph import Graph
 from graphnet.nn.heads import PAIR_SCORERS, MLPScorer
-from graphnet.tasks import NodeEncoder, encoder_names, isin_sorted, make_encoder, require_split
+from graphnet.sampling import EdgeMiniBatch
+from graphnet.tasks import (
+    NodeEncoder,
+    check_batch_size,
+    encoder_names,
+    isin_sorted,
+    make_encoder,
+    make_sampler,
+    require_split,
+)
 
 OGB_LINK_METRICS = {"ogbl-ppa": "hits@100", "ogbl-collab": "hits@50", "ogbl-ddi": "hits@20",
                     "ogbl-citation2": "mrr", "ogbl-vessel": "rocauc"}
@@ -43,8 +53,8 @@ class LinkModel(nn.Module):
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
 
-    def forward(self, graph: Graph) -> Tensor:
-        return self.encoder(graph)
+    def forward(self, graph: Graph, batch: EdgeMiniBatch | None = None) -> Tensor:
+        return self.encoder(graph, batch)
 
     def score(self, H: Tensor, pairs: Tensor) -> Tensor:
         return self.decoder(H[pairs[..., 0]], H[pairs[..., 1]])
@@ -58,8 +68,14 @@ class LinkPrediction:
         out_dim: width of the node representations.
         emb_dim: width of the learnable input embedding for graphs without X (e.g. ogbl-ddi).
         num_neg: sampled negatives per training positive.
-        batch_size: training positives per step (None = all in one step); the encoder runs on the full graph
-            every step.
+        batch_size: training positives per step (None = all in one step).
+        fanouts: per-layer neighbour fanouts (input layer first, -1 = all): each batch's encoder runs on
+            blocks sampled around the endpoints of its positive and negative pairs
+            (``NeighborSampler.sample_edges``); None (default) = the encoder runs on the full graph.
+        exclude: with fanouts, which message-passing edges a batch's positives remove from its blocks:
+            "reverse" (u->v and v->u, for undirected graphs; DGL's exclude="reverse_id"), "self" or None.
+        infer_batch_size: nodes per step of layer-wise full-neighbour inference of the node representations
+            in evaluation; None = one full-graph forward.
         eval_batch_size: pairs scored at once in evaluation.
         hits_k: K values for Hits@K with shared negatives.
         mlp_hidden_dim, mlp_num_layers, mlp_dropout: the "mlp" decoder.
@@ -75,7 +91,8 @@ class LinkPrediction:
                  batch_size: int | None = None, eval_batch_size: int = 65536,
                  hits_k: list[int] | tuple = (20, 50, 100),
                  mlp_hidden_dim: int = 256, mlp_num_layers: int = 3, mlp_dropout: float = 0.0,
-                 val_frac: float = 0.05, test_frac: float = 0.1):
+                 val_frac: float = 0.05, test_frac: float = 0.1, fanouts: list[int] | None = None,
+                 exclude: str | None = "reverse", infer_batch_size: int | None = None):
         if decoder not in PAIR_SCORERS:
             raise ConfigError(f"task.decoder: expected one of {sorted(PAIR_SCORERS)} for task 'link', "
                               f"got {decoder!r}")
@@ -85,6 +102,11 @@ class LinkPrediction:
         self.batch_size, self.eval_batch_size, self.hits_k = batch_size, eval_batch_size, list(hits_k)
         self.mlp = dict(hidden_dim=mlp_hidden_dim, num_layers=mlp_num_layers, dropout=mlp_dropout)
         self.val_frac, self.test_frac = val_frac, test_frac
+        if exclude not in ("reverse", "self", None):
+            raise ConfigError(f"task.exclude: expected 'reverse', 'self' or none, got {exclude!r}")
+        check_batch_size("task.infer_batch_size", infer_batch_size)
+        self.fanouts, self.exclude, self.infer_batch_size = fanouts, exclude, infer_batch_size
+        self.sampler = None
         self.monitor = "val_roc_auc"
         self.ogb_name: str | None = None
         self._known: Tensor | None = None  # sorted keys src * N + dst of training positives
@@ -113,6 +135,7 @@ class LinkPrediction:
         self._known = torch.unique(src * n + dst)
         encoder, graph = make_encoder("link", graph, model_name, model_kwargs, self.out_dim, self.emb_dim,
                                       self.valid_models(), seed)
+        self.sampler = make_sampler("link", encoder, model_name, self.fanouts, self.infer_batch_size)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)
             if self.decoder == "mlp":
@@ -134,20 +157,24 @@ class LinkPrediction:
         return pairs
 
     def batches(self, model: nn.Module, graph: Graph, epoch: int,
-                generator: torch.Generator) -> list[tuple[Tensor, Tensor]]:
-        pos = graph.edge_splits["train"]
+                generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor] | EdgeMiniBatch]:
+        pos = distributed.shard(graph.edge_splits["train"], generator)  # this process's positives
         perm = torch.randperm(pos.shape[0], generator=generator).to(pos.device)
         size = pos.shape[0] if self.batch_size is None else self.batch_size
-        out = []
-        for chunk in perm.split(size):
+        for chunk in perm.split(size):  # lazily: one batch's negatives (and blocks) in memory at a time
             neg = self.sample_negatives(graph.num_nodes, chunk.numel() * self.num_neg, generator)
             neg = neg.to(pos.device)
-            out.append((pos[chunk], neg))
-        return out
+            if self.sampler is None:
+                yield pos[chunk], neg
+            else:
+                yield self.sampler.sample_edges(graph.A, pos[chunk], generator, neg=neg, exclude=self.exclude)
 
-    def loss(self, model: nn.Module, graph: Graph, batch: tuple[Tensor, Tensor]) -> Tensor:
-        pos, neg = batch
-        H = model(graph)
+    def loss(self, model: nn.Module, graph: Graph, batch: tuple[Tensor, Tensor] | EdgeMiniBatch) -> Tensor:
+        if isinstance(batch, EdgeMiniBatch):
+            H = model(graph, batch)  # (num endpoints, out_dim); pos/neg hold local indices into its rows
+            pos, neg = batch.pos, batch.neg
+        else:
+            (pos, neg), H = batch, model(graph)
         return F.softplus(-model.score(H, pos)).mean() + F.softplus(model.score(H, neg)).mean()
 
     # ------------------------------------------------------------------------------ evaluation
@@ -162,7 +189,10 @@ class LinkPrediction:
             return {}
         pos_pairs = graph.edge_splits[split]
         neg_pairs = require_split("link", graph.edge_splits, split + "_neg", "negative pairs")
-        H = model(graph)
+        if self.infer_batch_size is None:
+            H = model(graph)
+        else:
+            H = model.encoder.infer(graph, self.infer_batch_size)
         pos, neg = self._scores(model, H, pos_pairs).float(), self._scores(model, H, neg_pairs).float()
         labels = torch.cat([torch.ones(pos.numel()), torch.zeros(neg.numel())]).to(pos.device)
         out = {"roc_auc": metrics.roc_auc(torch.cat([pos, neg.reshape(-1)]), labels),

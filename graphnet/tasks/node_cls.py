@@ -6,16 +6,19 @@ Data: X (N, F) (None -> learnable input embedding), y (N,) long (negative = unla
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphnet import distributed
 from graphnet.errors import GraphError
 from graphnet.graph import Graph
 from graphnet.metrics import accuracy
-from graphnet.tasks import check_batch_size, encoder_names, make_encoder, require_split
+from graphnet.sampling import MiniBatch
+from graphnet.tasks import check_batch_size, encoder_names, make_encoder, make_sampler, require_split
 
 
 def _check_labelled(split: str, idx: Tensor, y: Tensor) -> None:
@@ -29,25 +32,35 @@ def _check_labelled(split: str, idx: Tensor, y: Tensor) -> None:
 
 
 class NodeClassification:
-    """Full-batch node classification (Kipf & Welling 2017 protocol).
+    """Node classification (Kipf & Welling 2017 protocol), full-batch or on neighbour-sampled blocks.
 
-    Each training step runs the model on the whole graph and takes the mean cross-entropy over the batch
-    of training nodes. ``batch_size=None`` (default) gives one batch = all training nodes per epoch;
-    an int gives shuffled subsets of the training nodes (the hook for mini-batch training; the model
-    still runs on the full graph until neighbour sampling lands).
+    Full batch (``fanouts=None``, default): each step runs the model on the whole graph and takes the mean
+    cross-entropy over a batch of training nodes (``batch_size=None``: all of them, one step per epoch).
+    Sampled (GraphSAGE-style, ``fanouts=[k_1, ..., k_L]``, input layer first, -1 = all in-edges): each
+    batch of ``batch_size`` training nodes gets L blocks from ``graphnet.sampling.NeighborSampler`` drawn
+    from the task generator, and the model runs on those blocks only. Evaluation is one full-graph forward,
+    or layer-wise full-neighbour inference over ``infer_batch_size`` nodes at a time, which never holds
+    more than two (N, F) activations (``graphnet.sampling.layerwise_inference``).
+    Data-parallel: each process takes its shard of the training nodes (``graphnet.distributed.shard``).
 
     Args:
         batch_size: training nodes per step, None = all.
         emb_dim: width of the learnable input embedding for graphs without X.
+        fanouts: per-layer neighbour fanouts for sampled training; None = full batch.
+        infer_batch_size: nodes per step of layer-wise inference in evaluation; None = full batch.
     Metrics: {"accuracy", "loss"} (loss = mean cross-entropy on the split).
     """
 
     name = "node"
     higher_is_better = True
 
-    def __init__(self, batch_size: int | None = None, emb_dim: int = 64):
+    def __init__(self, batch_size: int | None = None, emb_dim: int = 64, fanouts: list[int] | None = None,
+                 infer_batch_size: int | None = None):
         check_batch_size("task.batch_size", batch_size)
+        check_batch_size("task.infer_batch_size", infer_batch_size)
         self.batch_size, self.emb_dim = batch_size, emb_dim
+        self.fanouts, self.infer_batch_size = fanouts, infer_batch_size
+        self.sampler = None
         self.monitor = "val_accuracy"
 
     def valid_models(self) -> list[str]:
@@ -66,17 +79,26 @@ class NodeClassification:
             if split in graph.splits:
                 _check_labelled(split, graph.splits[split], y)
         num_classes = int(y.max()) + 1
-        return make_encoder("node", graph, model_name, model_kwargs, num_classes, self.emb_dim,
-                            self.valid_models(), seed)
+        model, graph = make_encoder("node", graph, model_name, model_kwargs, num_classes, self.emb_dim,
+                                    self.valid_models(), seed)
+        self.sampler = make_sampler("node", model, model_name, self.fanouts, self.infer_batch_size)
+        return model, graph
 
-    def batches(self, model: nn.Module, graph: Graph, epoch: int, generator: torch.Generator) -> list[Tensor]:
-        idx = graph.splits["train"]
+    def batches(self, model: nn.Module, graph: Graph, epoch: int,
+                generator: torch.Generator) -> Iterator[Tensor | MiniBatch]:
+        idx = distributed.shard(graph.splits["train"], generator)  # this process's training nodes
         if self.batch_size is None:
-            return [idx]
-        perm = torch.randperm(idx.numel(), generator=generator).to(idx.device)
-        return list(idx[perm].split(self.batch_size))
+            chunks = [idx]
+        else:
+            perm = torch.randperm(idx.numel(), generator=generator).to(idx.device)
+            chunks = list(idx[perm].split(self.batch_size))
+        for chunk in chunks:  # sampled lazily: one batch's blocks in memory at a time
+            yield chunk if self.sampler is None else self.sampler.sample(graph.A, chunk, generator)
 
-    def loss(self, model: nn.Module, graph: Graph, batch: Tensor) -> Tensor:
+    def loss(self, model: nn.Module, graph: Graph, batch: Tensor | MiniBatch) -> Tensor:
+        if isinstance(batch, MiniBatch):
+            logits = model(graph, batch)  # (num_seeds, C), rows in seed order
+            return F.cross_entropy(logits, graph.y[batch.output_nodes])
         logits = model(graph)  # (N, C)
         return F.cross_entropy(logits[batch], graph.y[batch])
 
@@ -84,6 +106,10 @@ class NodeClassification:
         if split not in graph.splits:
             return {}
         idx = graph.splits[split]
-        logits = model(graph)[idx]
-        return {"accuracy": accuracy(logits, graph.y[idx]),
+        out = model(graph) if self.infer_batch_size is None else model.infer(graph, self.infer_batch_size)
+        # each process scores its share of the split (all of it in one process); means combine exactly
+        idx = distributed.shard(idx, 0, drop_last=False)
+        logits = out[idx]
+        part = {"accuracy": accuracy(logits, graph.y[idx]),
                 "loss": float(F.cross_entropy(logits, graph.y[idx])) if idx.numel() else float("nan")}
+        return distributed.all_reduce_weighted(part, idx.numel())

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphnet import metrics
+from graphnet import distributed, metrics
 from graphnet.errors import ConfigError, GraphError
 from graphnet.graph import Graph, adjacency
 from graphnet.nn.heads import BilinearDecoder
@@ -113,10 +113,10 @@ class RatingPrediction:
         return RatingModel(encoder, decoder, values, u), graph
 
     def batches(self, model: nn.Module, graph: Graph, epoch: int, generator: torch.Generator) -> list[Tensor]:
-        m = graph.edge_splits["train"].shape[0]
+        idx = distributed.shard(torch.arange(graph.edge_splits["train"].shape[0]), generator)  # this rank's
         if self.batch_size is None:
-            return [torch.arange(m)]
-        return list(torch.randperm(m, generator=generator).split(self.batch_size))
+            return [idx]
+        return list(idx[torch.randperm(idx.numel(), generator=generator)].split(self.batch_size))
 
     def loss(self, model: nn.Module, graph: Graph, batch: Tensor) -> Tensor:
         H = model(graph)

@@ -56,8 +56,8 @@ def test_negative_sampling_avoids_training_positives_and_is_seeded():
     task = LinkPrediction(num_neg=3, batch_size=16)
     model, g = task.setup(graph, "mf", {}, seed=0)
     gen = torch.Generator().manual_seed(1)
-    e0 = task.batches(model, g, 0, gen)
-    e1 = task.batches(model, g, 1, gen)
+    e0 = list(task.batches(model, g, 0, gen))  # yielded lazily: materialize before the next epoch draws
+    e1 = list(task.batches(model, g, 1, gen))
     known = set((g.A.col * n + g.A.row).tolist())
     m = g.edge_splits["train"].shape[0]
     assert sum(len(p) for p, _ in e0) == m
@@ -66,7 +66,7 @@ def test_negative_sampling_avoids_training_positives_and_is_seeded():
         assert not _keys(neg, n) & known
         assert bool((neg[:, 0] != neg[:, 1]).all())
     assert not torch.equal(e0[0][1], e1[0][1])  # resampled each epoch
-    again = task.batches(model, g, 0, torch.Generator().manual_seed(1))
+    again = list(task.batches(model, g, 0, torch.Generator().manual_seed(1)))
     assert all(torch.equal(a[1], b[1]) for a, b in zip(e0, again, strict=True))
 
 

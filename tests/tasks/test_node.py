@@ -76,12 +76,12 @@ def test_minibatch_batches_partition_train_nodes_and_follow_generator():
     graph = two_communities()
     task = NodeClassification(batch_size=3)
     model, g = task.setup(graph, "mlp", {}, seed=0)
-    b1 = task.batches(model, g, 0, torch.Generator().manual_seed(5))
-    b2 = task.batches(model, g, 0, torch.Generator().manual_seed(5))
+    b1 = list(task.batches(model, g, 0, torch.Generator().manual_seed(5)))  # batches are yielded lazily
+    b2 = list(task.batches(model, g, 0, torch.Generator().manual_seed(5)))
     assert [len(b) for b in b1] == [3, 1]
     assert sorted(torch.cat(b1).tolist()) == graph.splits["train"].tolist()
     assert all(torch.equal(a, b) for a, b in zip(b1, b2, strict=True))
-    full = NodeClassification().batches(model, g, 0, torch.Generator())
+    full = list(NodeClassification().batches(model, g, 0, torch.Generator()))
     assert len(full) == 1 and torch.equal(full[0], graph.splits["train"])
 
 
