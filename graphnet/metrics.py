@@ -14,7 +14,8 @@ Conventions used throughout:
   * Top-K recommendation metrics take ``hits`` (U, >=K) bool: whether the item at each position of a
     user's full-sort top-K list (training items masked) is relevant, plus each user's number of relevant
     items. Users with no relevant item are left out of the mean. All means are over users, and an
-    empty set gives NaN.
+    empty set gives NaN. The top-K lists come from ``topk_indices``: highest score first, equal scores
+    in ascending item order (so a list does not depend on batching or on the top-k kernel).
 
 Shapes are stated per function; inputs may live on any device, results are Python floats (or
 tensors where documented).
@@ -227,15 +228,59 @@ def ogb_hits_at(pos: Tensor, neg: Tensor, k: int) -> float:
 
 
 # ---------------------------------------------------------------------------------- top-K recommendation
-def topk_hits(scores: Tensor, relevant: Tensor, k: int) -> Tensor:
-    """Relevance of each user's top-k items: ``relevant[u, topk(scores[u])]``.
+TOPK_GROUP = 64  # columns per group in topk_indices' candidate search
 
-    Mask excluded items (the user's training items) to -inf in ``scores`` beforehand. Ties among equal
-    scores are ordered by ``torch.topk`` (arbitrary but deterministic on CPU).
+
+def topk_indices(scores: Tensor, k: int) -> Tensor:
+    """Column indices of each row's k highest scores, best first; equal scores in ascending column order.
+
+    Exactly ``torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]`` (NaN first), without
+    sorting or top-k-ing the full rows: the columns are cut into groups of ``TOPK_GROUP``, and t = the k-th
+    highest group maximum is <= the k-th highest score (the k best groups hold k scores >= t). So every
+    score >= the k-th highest is >= t and lies in a group whose maximum is >= t; only the scores >= t of
+    those groups (usually a little over k per row) are sorted. Row widths that are a multiple of
+    ``TOPK_GROUP`` save one padding copy.
+
+    Shapes: scores (U, I) floating point -> (U, min(k, I)) long.
+    """
+    rows, n = scores.shape
+    k = min(k, n)
+    groups = -(-n // TOPK_GROUP)
+    if groups <= 2 * k or rows == 0 or k == 0:  # short rows: most groups would be candidates anyway
+        return torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    padded = scores
+    if groups * TOPK_GROUP != n:  # padding ranks after every real column: -inf with larger indices
+        padded = torch.nn.functional.pad(scores, (0, groups * TOPK_GROUP - n), value=-math.inf)
+    blocks = padded.view(rows, groups, TOPK_GROUP)
+    best = blocks.amax(2)  # (U, G)
+    if torch.isnan(best).any():  # NaN ranks first in torch.sort; the threshold below would drop it
+        return torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    t = torch.topk(best, k, dim=1).values[:, -1:]  # (U, 1) <= each row's k-th highest score
+    row, grp = torch.nonzero(best >= t, as_tuple=True)  # (P,) candidate groups, ascending within a row
+    vals = blocks[row, grp]  # (P, TOPK_GROUP)
+    sel, j = torch.nonzero(vals >= t[row], as_tuple=True)  # (Q,) scores >= t, ascending column per row
+    row, col = row[sel], grp[sel] * TOPK_GROUP + j
+    count = torch.bincount(row, minlength=rows)  # (U,) >= k
+    first = torch.cumsum(count, 0) - count  # (U,) position of each row's first candidate
+    slot = torch.arange(row.numel(), device=row.device) - torch.repeat_interleave(first, count)  # (Q,)
+    width = int(count.max())
+    cand = scores.new_full((rows, width), -math.inf)  # unused slots: -inf after the real columns
+    cand[row, slot] = vals[sel, j]
+    ids = torch.full((rows, width), groups * TOPK_GROUP, dtype=torch.long, device=scores.device)
+    ids[row, slot] = col
+    order = torch.sort(cand, dim=1, descending=True, stable=True).indices[:, :k]  # (U, k)
+    return ids.gather(1, order)
+
+
+def topk_hits(scores: Tensor, relevant: Tensor, k: int) -> Tensor:
+    """Relevance of each user's top-k items: ``relevant[u, topk_indices(scores, k)[u]]``.
+
+    Mask excluded items (the user's training items) to -inf in ``scores`` beforehand. Equal scores are
+    ranked in ascending item order (``topk_indices``).
 
     Shapes: scores (U, I), relevant (U, I) bool -> (U, k) bool.
     """
-    idx = torch.topk(scores, min(k, scores.shape[1]), dim=1).indices  # (U, min(k, I))
+    idx = topk_indices(scores, k)  # (U, min(k, I))
     hits = relevant.gather(1, idx)
     if hits.shape[1] < k:  # fewer items than k: the missing positions are misses
         hits = torch.cat([hits, hits.new_zeros(hits.shape[0], k - hits.shape[1])], 1)

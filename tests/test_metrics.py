@@ -178,6 +178,43 @@ def test_topk_metrics_hand_computed():
     assert M.topk_hits(scores[:, :2], relevant[:, :2], 3).tolist()[0] == [False, True, False]
 
 
+def test_topk_indices_hand_computed_ties_and_nan():
+    # 300 columns, k = 2: 5 groups of 64 > 2k, so the grouped candidate search runs (not the plain sort)
+    scores = torch.zeros(4, 300)
+    scores[0, [250, 10, 3]] = torch.tensor([5.0, 5.0, 4.0])  # tie at the top: lower column first
+    scores[1, 0] = -math.inf  # all others tied at 0: columns 1, 2
+    scores[2, [299, 5]] = torch.tensor([math.nan, 1.0])  # NaN ranks first, as in torch.sort
+    scores[3] = -math.inf
+    scores[3, 200] = 1.0  # one finite score, then the -inf ones in column order (299 is not padding)
+    assert M.topk_indices(scores, 2).tolist() == [[10, 250], [1, 2], [299, 5], [200, 0]]
+    assert M.topk_indices(scores[:, :5], 9).tolist()[0] == [3, 0, 1, 2, 4]  # k > I: all columns
+
+
+@pytest.mark.parametrize("n", [64 * 50, 64 * 50 + 7, 100])
+@pytest.mark.parametrize("k", [1, 5, 20])
+def test_topk_indices_equals_stable_sort(n, k):
+    g = torch.Generator().manual_seed(n + k)
+    scores = torch.randint(-20, 20, (30, n), generator=g).float() / 4  # many ties
+    scores[torch.rand(30, n, generator=g) < 0.2] = -math.inf
+    scores[1, : n - 3] = -math.inf  # fewer than k finite scores
+    scores[2] = torch.randn(n, generator=g)  # no ties
+    scores[3, 7] = math.nan
+    for s in (scores, scores[4:], scores.double(), scores[:, :-1]):
+        ref = torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k]
+        assert torch.equal(M.topk_indices(s, k), ref)
+    nonan = scores[4:]
+    assert torch.equal(torch.topk(nonan, k, dim=1).values, nonan.gather(1, M.topk_indices(nonan, k)))
+    assert M.topk_indices(scores[:0], k).shape == (0, min(k, n))
+
+
+def test_topk_hits_ties_rank_lower_item_first():
+    scores = torch.tensor([[1.0, 2.0, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    relevant = torch.tensor([[0, 0, 1, 0], [0, 0, 0, 1]], dtype=torch.bool)
+    # user 0: items 1 and 2 tie at 2.0 -> 1 first; user 1: all tie -> 0, 1, 2, 3
+    assert M.topk_hits(scores, relevant, 2).tolist() == [[False, True], [False, False]]
+    assert M.topk_hits(scores, relevant, 4).tolist()[1] == [False, False, False, True]
+
+
 def _lightgcn_reference(ranked: list[list[int]], test: list[list[int]], k: int) -> dict[str, float]:
     """Plain-Python port of the formulas in LightGCN-PyTorch utils.py (RecallPrecision_ATk, NDCGatK_r)."""
     rec, prec, ndcg, hr = [], [], [], []

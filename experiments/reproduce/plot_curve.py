@@ -7,6 +7,12 @@ Usage (from the repository root)::
 
 Reads the newest successful run of each row from run_all.py's log (experiments/runs/reproduce/log.jsonl) and
 the per-epoch history in its seeds' results.json; one line per (row, seed), plus the training loss.
+``--run-dir ROW=DIR`` (repeatable) takes a row's run directory from the command line instead, for runs
+started with ``python -m graphnet run`` directly (they are not in the log), e.g.::
+
+    python experiments/reproduce/plot_curve.py \
+        --run-dir gowalla_lightgcn=experiments/runs/reproduce/gowalla_lightgcn/<run-id> \
+        --run-dir gowalla_mf=experiments/runs/reproduce/gowalla_mf/<run-id>
 """
 
 from __future__ import annotations
@@ -32,12 +38,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metric", default="test_recall@20")
     p.add_argument("--runs", default="experiments/runs/reproduce", help="run_all.py's --out")
     p.add_argument("--out", default="experiments/reproduce/gowalla_curve.png")
+    p.add_argument("--run-dir", action="append", default=[], metavar="ROW=DIR",
+                   help="run directory of a row (relative to the repository root); overrides the log")
     args = p.parse_args(argv)
+    given = {}
+    for item in args.run_dir:
+        row, sep, path = item.partition("=")
+        if not sep or not row or not path:
+            p.error(f"--run-dir: expected ROW=DIR, got {item!r}")
+        given[row] = {"run_dir": path}
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     mt = _make_table()
-    runs = mt.latest_runs(mt.ROOT / args.runs / "log.jsonl")
+    runs = {**mt.latest_runs(mt.ROOT / args.runs / "log.jsonl"), **given}
     fig = Figure(figsize=(9, 3.5), tight_layout=True)
     FigureCanvasAgg(fig)
     ax_loss, ax_metric = fig.subplots(1, 2)

@@ -96,11 +96,14 @@ class KGEmbedding(nn.Module):
     DistMultKGE, ComplExKGE and RotatEKGE, which fix ``score``.
     Init: Xavier-normal for DistMult/ComplEx (ConvE's code); RotatE: uniform in +-(gamma + 2) / (d/2) as
     the RotatE code (embedding_range with epsilon = 2).
+    Dropout is ConvE's input dropout and lives in the scorer: in training it drops entries of the query
+    entity and relation vectors only, never the candidate matrix of 1-N scoring (ConvE model.py:
+    ``mm(drop(e1) * drop(rel), emb_e.weight.T)``), so ``forward`` returns the table itself.
 
     Args:
         in_dim: ignored; out_dim: entity width d (even for complex/rotate: [re | im]);
         num_nodes: number of entities; num_relations: R; score: "distmult" | "complex" | "rotate";
-        gamma: RotatE margin; dropout: dropout on the returned entity vectors (ConvE's input dropout).
+        gamma: RotatE margin; dropout: input dropout of the scorer (see above).
     Shapes: -> (N, d).
     """
 
@@ -113,7 +116,7 @@ class KGEmbedding(nn.Module):
         self.gamma = gamma
         self.dropout = dropout
         self.entity = nn.Parameter(torch.empty(num_nodes, out_dim))
-        self.scorer = make_triple_scorer(self.score, num_relations, out_dim, gamma)
+        self.scorer = make_triple_scorer(self.score, num_relations, out_dim, gamma, dropout=dropout)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -133,7 +136,7 @@ class KGEmbedding(nn.Module):
 
     def forward(self, A: SparseMatrix, X: Tensor | None = None, edge_type: Tensor | None = None,
                 edge_feat: Tensor | None = None) -> Tensor:
-        return nn.functional.dropout(self.entity, self.dropout, self.training)
+        return self.entity  # no dropout here: these rows are also the 1-N candidates
 
 
 class DistMultKGE(KGEmbedding):

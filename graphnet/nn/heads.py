@@ -5,6 +5,10 @@ offer three views of one scoring function f(h, r, t):
   ``forward(h, r, t)`` (B,), ``score_tails(h, r, E)`` (B, N) = f(h, r, e) for every candidate row e of E,
   and ``score_heads(r, t, E)`` (B, N) = f(e, r, t). Head prediction therefore scores candidate heads
   explicitly with the same function (no inverse relations are added).
+Input dropout (``dropout``, ConvE's ``input_drop``, Dettmers et al. 2018): in training mode the scorers drop
+entries of the query's entity vector and relation vector, never the candidate matrix E (it plays the part of
+an output layer, as ``torch.mm(e1 * rel, emb_e.weight.T)`` in the ConvE code). ``forward(h, r, t)`` has no
+candidate matrix and drops h, the relation and t.
 Complex-valued scorers (ComplEx, RotatE) read a real vector of even width d as [real half | imaginary half].
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -78,28 +83,37 @@ class DistMult(nn.Module):
 
     Args:
         num_relations: R; dim: d, width of entity representations.
+        dropout: input dropout on the query entity and relation vectors (module docstring).
     Shapes: h, t (B, d), r (B,) long, E (N, d); forward -> (B,), score_tails/score_heads -> (B, N).
     """
 
-    def __init__(self, num_relations: int, dim: int):
+    def __init__(self, num_relations: int, dim: int, dropout: float = 0.0):
         super().__init__()
         self.rel = nn.Parameter(torch.empty(num_relations, dim))
+        self.dropout = dropout
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         nn.init.xavier_normal_(self.rel)
 
     def extra_repr(self) -> str:
-        return f"num_relations={self.rel.shape[0]}, dim={self.rel.shape[1]}"
+        return f"num_relations={self.rel.shape[0]}, dim={self.rel.shape[1]}, dropout={self.dropout}"
+
+    def _drop(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.dropout, self.training)
+
+    def _query(self, e: Tensor, r: Tensor) -> Tensor:
+        """drop(e) * drop(w_r): (B, d)."""
+        return self._drop(e) * self._drop(self.rel[r])
 
     def forward(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        return (h * self.rel[r] * t).sum(-1)
+        return (self._query(h, r) * self._drop(t)).sum(-1)
 
     def score_tails(self, h: Tensor, r: Tensor, E: Tensor) -> Tensor:
-        return (h * self.rel[r]) @ E.T
+        return self._query(h, r) @ E.T
 
     def score_heads(self, r: Tensor, t: Tensor, E: Tensor) -> Tensor:
-        return (t * self.rel[r]) @ E.T
+        return self._query(t, r) @ E.T  # symmetric: f(e, r, t) = <t * w_r, e>
 
 
 class ComplEx(nn.Module):
@@ -107,27 +121,34 @@ class ComplEx(nn.Module):
 
     Entities and relations are complex vectors of d/2 components stored as [real | imaginary].
 
+    Args:
+        num_relations: R; dim: d (even).
+        dropout: input dropout on the query entity and relation vectors (module docstring).
     Shapes: h, t (B, d), r (B,) long, E (N, d); forward -> (B,), score_tails/score_heads -> (B, N).
     """
 
-    def __init__(self, num_relations: int, dim: int):
+    def __init__(self, num_relations: int, dim: int, dropout: float = 0.0):
         super().__init__()
         _check_even("ComplEx", dim)
         self.rel = nn.Parameter(torch.empty(num_relations, dim))
+        self.dropout = dropout
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         nn.init.xavier_normal_(self.rel)
 
     def extra_repr(self) -> str:
-        return f"num_relations={self.rel.shape[0]}, dim={self.rel.shape[1]}"
+        return f"num_relations={self.rel.shape[0]}, dim={self.rel.shape[1]}, dropout={self.dropout}"
+
+    def _drop(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.dropout, self.training)
 
     def forward(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        return (self._hr(h, r) * t).sum(-1)
+        return (self._hr(h, r) * self._drop(t)).sum(-1)
 
     def _hr(self, h: Tensor, r: Tensor) -> Tensor:
-        """h * w_r as [re | im] (B, d); then f = <h w_r, [t_re | t_im]> = Re(h w_r conj(t))."""
-        (h_re, h_im), (r_re, r_im) = _halves(h), _halves(self.rel[r])
+        """drop(h) * drop(w_r) as [re | im] (B, d); then f = <h w_r, [t_re | t_im]> = Re(h w_r conj(t))."""
+        (h_re, h_im), (r_re, r_im) = _halves(self._drop(h)), _halves(self._drop(self.rel[r]))
         return torch.cat([h_re * r_re - h_im * r_im, h_re * r_im + h_im * r_re], -1)
 
     def score_tails(self, h: Tensor, r: Tensor, E: Tensor) -> Tensor:
@@ -135,7 +156,7 @@ class ComplEx(nn.Module):
 
     def score_heads(self, r: Tensor, t: Tensor, E: Tensor) -> Tensor:
         # Re(e * w) with w = w_r conj(t): Re(e w) = e_re w_re - e_im w_im.
-        (t_re, t_im), (r_re, r_im) = _halves(t), _halves(self.rel[r])
+        (t_re, t_im), (r_re, r_im) = _halves(self._drop(t)), _halves(self._drop(self.rel[r]))
         w = torch.cat([r_re * t_re + r_im * t_im, -(r_im * t_re - r_re * t_im)], -1)  # [w_re | -w_im]
         return w @ E.T
 
@@ -149,26 +170,34 @@ class RotatE(nn.Module):
     Args:
         num_relations: R; dim: d (even), entity width [re | im]; gamma: margin added to the negated distance.
         chunk_elements: max elements of the (B, chunk, d/2) distance buffer when scoring all candidates.
+        dropout: input dropout on the query entity vector (and on t in ``forward``); the relation is a
+            rotation angle and is never dropped.
     Shapes: h, t (B, d), r (B,) long, E (N, d); forward -> (B,), score_tails/score_heads -> (B, N).
     """
 
-    def __init__(self, num_relations: int, dim: int, gamma: float = 12.0, chunk_elements: int = 2**24):
+    def __init__(self, num_relations: int, dim: int, gamma: float = 12.0, chunk_elements: int = 2**24,
+                 dropout: float = 0.0):
         super().__init__()
         _check_even("RotatE", dim)
         self.phase = nn.Parameter(torch.empty(num_relations, dim // 2))
         self.gamma = gamma
         self.chunk_elements = chunk_elements
+        self.dropout = dropout
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         nn.init.uniform_(self.phase, -math.pi, math.pi)
 
     def extra_repr(self) -> str:
-        return f"num_relations={self.phase.shape[0]}, dim={2 * self.phase.shape[1]}, gamma={self.gamma}"
+        return (f"num_relations={self.phase.shape[0]}, dim={2 * self.phase.shape[1]}, gamma={self.gamma}, "
+                f"dropout={self.dropout}")
+
+    def _drop(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.dropout, self.training)
 
     def _rotate(self, x: Tensor, r: Tensor, inverse: bool = False) -> Tensor:
-        """x * e^{+-i theta_r} as [re | im]."""
-        (x_re, x_im), theta = _halves(x), self.phase[r]
+        """drop(x) * e^{+-i theta_r} as [re | im]."""
+        (x_re, x_im), theta = _halves(self._drop(x)), self.phase[r]
         c, s = torch.cos(theta), torch.sin(theta) * (-1 if inverse else 1)
         return torch.cat([x_re * c - x_im * s, x_re * s + x_im * c], -1)
 
@@ -184,7 +213,7 @@ class RotatE(nn.Module):
         return torch.cat(out, 1) if out else q.new_zeros(q.shape[0], 0)
 
     def forward(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        (d_re, d_im) = _halves(self._rotate(h, r) - t)
+        (d_re, d_im) = _halves(self._rotate(h, r) - self._drop(t))
         return self.gamma - torch.sqrt(d_re**2 + d_im**2 + 1e-12).sum(-1)
 
     def score_tails(self, h: Tensor, r: Tensor, E: Tensor) -> Tensor:
@@ -198,13 +227,15 @@ class RotatE(nn.Module):
 TRIPLE_SCORERS = {"distmult": DistMult, "complex": ComplEx, "rotate": RotatE}
 
 
-def make_triple_scorer(name: str, num_relations: int, dim: int, gamma: float = 12.0) -> nn.Module:
-    """Build a triple scorer by name ("distmult", "complex", "rotate"); ``gamma`` is used by RotatE only."""
+def make_triple_scorer(name: str, num_relations: int, dim: int, gamma: float = 12.0,
+                       dropout: float = 0.0) -> nn.Module:
+    """Build a triple scorer by name ("distmult", "complex", "rotate"); ``gamma`` is used by RotatE only,
+    ``dropout`` is the scorers' input dropout (module docstring)."""
     if name not in TRIPLE_SCORERS:
         raise ValueError(f"triple scorer: expected one of {sorted(TRIPLE_SCORERS)}, got {name!r}")
     if name == "rotate":
-        return RotatE(num_relations, dim, gamma)
-    return TRIPLE_SCORERS[name](num_relations, dim)
+        return RotatE(num_relations, dim, gamma, dropout=dropout)
+    return TRIPLE_SCORERS[name](num_relations, dim, dropout=dropout)
 
 
 # ---------------------------------------------------------------------------------- rating decoder

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphnet import metrics
+from graphnet import distributed, metrics
 from graphnet.errors import ConfigError, GraphError
 from graphnet.graph import Graph, adjacency
 from graphnet.nn.heads import TRIPLE_SCORERS, make_triple_scorer
@@ -157,11 +157,14 @@ class KGCompletion:
 
     # ------------------------------------------------------------------------------ training
     def batches(self, model: nn.Module, graph: Graph, epoch: int, generator: torch.Generator) -> list[Any]:
+        # each process takes its shard of the queries / triples (all of them in one process)
         if self.training == "1-N":
-            perm = torch.randperm(self._queries.shape[0], generator=generator)
+            idx = distributed.shard(torch.arange(self._queries.shape[0]), generator)
+            perm = idx[torch.randperm(idx.numel(), generator=generator)]
             return [self._queries[c] for c in perm.split(self.batch_size)]
         train = graph.edge_splits["train"].cpu()
-        perm = torch.randperm(train.shape[0], generator=generator)
+        idx = distributed.shard(torch.arange(train.shape[0]), generator)
+        perm = idx[torch.randperm(idx.numel(), generator=generator)]
         out = []
         for c in perm.split(self.batch_size):
             neg = torch.randint(0, self.num_entities, (c.numel(), self.num_neg), generator=generator)

@@ -11,9 +11,11 @@ Training (LightGCN's protocol): each epoch visits every training interaction (u,
 up to a few rounds). loss = mean softplus(-(s_ui - s_uj)) + reg_weight * ||[e_u, e_i, e_j]||^2 / (2 B),
 with e the layer-0 ("ego") embeddings of the batch (``NodeEncoder.ego``), as LightGCN's code.
 Evaluation: for every user with at least one interaction in the split, score ALL items, set the user's
-training items (and validation items, when evaluating "test") to -inf, take the top max(ks) and compute
-recall@K, ndcg@K, precision@K, hit_rate@K (graphnet.metrics; users with no relevant item are skipped).
-Users are processed ``eval_batch_size`` at a time, so memory is O(batch * I).
+training items (and validation items, when evaluating "test") to -inf, take the top max(ks) (equal scores:
+lower item id first, ``metrics.topk_indices``) and compute recall@K, ndcg@K, precision@K, hit_rate@K
+(graphnet.metrics; users with no relevant item are skipped). Users are processed ``eval_batch_size`` at a
+time in one reused (batch, I) score buffer; the masked and relevant items are looked up in per-split CSRs
+of the (user, item) pairs built once in ``setup``, so no dense (batch, I) mask is built.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphnet import metrics
+from graphnet import distributed, metrics
 from graphnet.errors import GraphError
 from graphnet.graph import Graph, adjacency
 from graphnet.tasks import (
@@ -99,11 +101,13 @@ class Recommendation:
             graph = graph.replace(A=adjacency(torch.cat([tr[:, 0], tr[:, 1] + u]),
                                               torch.cat([tr[:, 1] + u, tr[:, 0]]), u + i),
                                   edge_type=None, edge_feat=None)
-        train = graph.edge_splits["train"]
         self.num_users, self.num_items = u, i
-        self._index = {k: metrics.build_answer_index(v[:, 0], v[:, 1])
-                       for k, v in graph.edge_splits.items() if v.dim() == 2 and v.shape[1] == 2}
-        self._train_keys = torch.unique(train[:, 0] * i + train[:, 1])
+        # per split: sorted unique keys user * I + item (the CSR of the user x item matrix) and the row
+        # pointers ptr (U + 1,): user u's items are keys[ptr[u]:ptr[u + 1]] % I, ascending
+        self._keys = {k: torch.unique(v[:, 0] * i + v[:, 1])
+                      for k, v in graph.edge_splits.items() if v.dim() == 2 and v.shape[1] == 2}
+        self._ptr = {k: torch.searchsorted(v, torch.arange(u + 1) * i) for k, v in self._keys.items()}
+        self._train_keys = self._keys["train"]
         encoder, graph = make_encoder("rec", graph, model_name, model_kwargs, self.emb_dim, self.emb_dim,
                                       self.valid_models(), seed)
         return RecModel(encoder, u), graph
@@ -122,7 +126,8 @@ class Recommendation:
 
     def batches(self, model: nn.Module, graph: Graph, epoch: int, generator: torch.Generator) -> list[Tensor]:
         train = graph.edge_splits["train"].cpu()
-        perm = torch.randperm(train.shape[0], generator=generator)
+        idx = distributed.shard(torch.arange(train.shape[0]), generator)  # this process's interactions
+        perm = idx[torch.randperm(idx.numel(), generator=generator)]
         out = []
         for c in perm.split(self.batch_size):
             users, pos = train[c, 0], train[c, 1]
@@ -132,32 +137,69 @@ class Recommendation:
     def loss(self, model: nn.Module, graph: Graph, batch: Tensor) -> Tensor:
         H = model(graph)
         batch = batch.to(H.device)
-        u, i, j = batch[:, 0], batch[:, 1] + self.num_users, batch[:, 2] + self.num_users
-        hu = H[u]
-        bpr = F.softplus(-((hu * H[i]).sum(1) - (hu * H[j]).sum(1))).mean()
+        b = batch.shape[0]
+        nodes = torch.cat([batch[:, 0], batch[:, 1:].T.reshape(-1) + self.num_users])  # (3B,) users, pos, neg
+        # one gather per table: each indexing op costs a dense (N, d) zero-fill and add in backward
+        h = H[nodes].view(3, b, -1)  # (3, B, d)
+        bpr = F.softplus(-((h[0] * h[1]).sum(1) - (h[0] * h[2]).sum(1))).mean()
         E = model.ego()
-        reg = (E[u].pow(2).sum() + E[i].pow(2).sum() + E[j].pow(2).sum()) / (2 * batch.shape[0])
-        return bpr + self.reg_weight * reg
+        e = h if E is H else E[nodes]  # MF: the ego table is the output itself
+        return bpr + self.reg_weight * e.pow(2).sum() / (2 * b)
 
     # ------------------------------------------------------------------------------ evaluation
+    @torch.no_grad()
     def topk(self, model: nn.Module, graph: Graph, split: str) -> tuple[Tensor, Tensor, Tensor]:
-        """(users (U',), hits (U', max K) bool, number of relevant items (U',)) for the split's users."""
+        """(users (U',), hits (U', max K) bool, number of relevant items (U',)) for the split's users.
+
+        Per batch of B users: scores = H_users @ H_items^T written into one reused (B, I') buffer (I' = I
+        rounded up to ``metrics.TOPK_GROUP``, the extra columns -inf), -inf at the masked items (one
+        index_put_ from the CSR), ``metrics.topk_indices`` and a binary search of (user, item) in the
+        split's sorted keys. No dense (B, I) mask is built.
+        """
         H = model(graph)
-        n_u, n_i, kmax = self.num_users, self.num_items, max(self.ks)
-        users = torch.unique(graph.edge_splits[split][:, 0])
-        masked = ["train"] + (["val"] if split == "test" and "val" in self._index else [])
-        hits, counts = [], []
-        for chunk in users.split(self.eval_batch_size):
-            chunk = chunk.to(H.device)
-            scores = H[chunk] @ H[n_u:].T  # (B, I)
-            for name in masked:
-                scores = scores.masked_fill(metrics.answer_mask(self._index[name], chunk, n_i), float("-inf"))
-            relevant = metrics.answer_mask(self._index[split], chunk, n_i)
-            hits.append(metrics.topk_hits(scores, relevant, kmax))
-            counts.append(relevant.sum(1))
+        n_u, n_i, kmax, bs = self.num_users, self.num_items, max(self.ks), self.eval_batch_size
+        dev = H.device
+        users = torch.unique(graph.edge_splits[split][:, 0].cpu())  # (U',) ascending
+        counts = self._ptr[split][users + 1] - self._ptr[split][users]  # (U',)
+        starts = list(range(0, users.numel(), bs))
+        masked = ["train"] + (["val"] if split == "test" and "val" in self._keys else [])
+        excluded = []  # per masked split: (row in users, item) pairs, rows ascending, and each batch's slice
+        for name in masked:
+            rows, cols = self._user_items(name, users)
+            cuts = torch.searchsorted(rows, torch.tensor(starts + [users.numel()])).tolist()
+            excluded.append((rows.to(dev), cols.to(dev), cuts))
+        width = -(-n_i // metrics.TOPK_GROUP) * metrics.TOPK_GROUP
+        items = torch.cat([H[n_u:], H.new_zeros(width - n_i, H.shape[1])])  # (I', d)
+        buf = H.new_empty(min(bs, users.numel()), width)  # reused: no fresh (B, I') allocation per batch
+        keys, inf = self._keys[split].to(dev), H.new_tensor(float("-inf"))
+        hits = []
+        for b, start in enumerate(starts):  # batch b: users[start:start + bs]
+            chunk = users[start:start + bs].to(dev)
+            scores = torch.mm(H[chunk], items.T, out=buf[:chunk.numel()])  # (B, I')
+            scores[:, n_i:] = inf
+            for rows, cols, cuts in excluded:
+                lo, hi = cuts[b], cuts[b + 1]
+                scores.index_put_((rows[lo:hi] - start, cols[lo:hi]), inf)
+            idx = metrics.topk_indices(scores, kmax)  # (B, min(kmax, I'))
+            hit = (idx < n_i) & isin_sorted(chunk[:, None] * n_i + idx, keys)  # padding columns never hit
+            if hit.shape[1] < kmax:  # fewer items than K: the missing positions are misses
+                hit = torch.cat([hit, hit.new_zeros(hit.shape[0], kmax - hit.shape[1])], 1)
+            hits.append(hit.cpu())
         if not hits:
             return users, torch.zeros(0, kmax, dtype=torch.bool), torch.zeros(0, dtype=torch.long)
-        return users, torch.cat(hits), torch.cat(counts)
+        return users, torch.cat(hits), counts
+
+    def _user_items(self, split: str, users: Tensor) -> tuple[Tensor, Tensor]:
+        """(rows, items) of every (users[r], item) pair of the split, rows ascending, from its CSR.
+
+        Shapes: users (B,) -> rows (P,), items (P,).
+        """
+        ptr = self._ptr[split]
+        start, count = ptr[users], ptr[users + 1] - ptr[users]  # (B,)
+        rows = torch.repeat_interleave(torch.arange(users.numel()), count)  # (P,)
+        shift = start - (torch.cumsum(count, 0) - count)  # (B,) key position - output position, per user
+        pos = torch.arange(rows.numel()) + torch.repeat_interleave(shift, count)  # (P,)
+        return rows, self._keys[split][pos] % self.num_items
 
     def evaluate(self, model: nn.Module, graph: Graph, split: str) -> dict[str, float]:
         if split not in graph.edge_splits:

@@ -61,6 +61,59 @@ def test_kg_embedding_has_scorer_and_init(name):
         assert float(H.abs().max()) <= (6.0 + 2.0) / 4 + 1e-6
 
 
+@pytest.mark.parametrize("name", ["distmult", "complex", "rotate"])
+def test_kg_embedding_dropout_spares_the_candidate_matrix(name):
+    """ConvE's input dropout: only the query entity and relation are dropped in 1-N scoring.
+
+    Entity rows e_j = c_j * u for j < N - 1 and e_{N-1} = e_0. With the candidate matrix intact, two equal
+    candidate rows get equal score columns for every scorer, and the bilinear scorers (DistMult, ComplEx)
+    give s[i, j] = c_j * g_i (g_i depends on the query only, whatever its dropout mask). Dropping entries
+    of E would give every candidate its own mask and break both.
+    """
+    torch.manual_seed(0)
+    N, d, p = 6, 8, 0.5
+    m = B.BASELINES[name](0, d, num_nodes=N, num_relations=3, dropout=p).double().train()
+    c = torch.tensor([1.0, 2.0, 3.0, -1.0, 0.5, 1.0], dtype=torch.float64)  # c_5 = c_0: e_5 = e_0
+    u = torch.randn(d, dtype=torch.float64)
+    m.entity.data = c[:, None] * u  # (N, d)
+    A, _ = _bipartite()
+    H = m(A, None)
+    assert torch.equal(H, m.entity)  # the table itself: no dropout on the rows that are also candidates
+    ent, rel = torch.tensor([0, 1, 2, 3, 4, 5] * 20), torch.tensor([0, 1, 2] * 40)
+    m.eval()
+    s_eval = m.scorer.score_tails(H[ent], rel, H), m.scorer.score_heads(rel, H[ent], H)
+    m.train()
+    s_train = m.scorer.score_tails(H[ent], rel, H), m.scorer.score_heads(rel, H[ent], H)
+    for s, s_ev in zip(s_train, s_eval, strict=True):
+        torch.testing.assert_close(s[:, N - 1], s[:, 0], rtol=1e-12, atol=1e-12)  # equal candidates, scores
+        if name != "rotate":
+            assert torch.allclose(s, s[:, :1] * c / c[0])  # (B, N): column j = c_j * column 0
+        assert not torch.allclose(s, s_ev)  # and the query side is dropped in training
+
+
+def test_distmult_kge_dropout_hand_computed():
+    """DistMult, d = 3, p = 1/2: every train-mode score is c_j * 4 * sum_{k in S} h_k w_rk u_k for some kept
+    set S (the product of the entity and relation masks, each kept entry scaled by 1/(1-p) = 2)."""
+    torch.manual_seed(1)
+    N, d = 4, 3
+    m = B.DistMultKGE(0, d, num_nodes=N, num_relations=1, dropout=0.5).double().train()
+    c = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
+    u = torch.tensor([1.0, 10.0, 100.0], dtype=torch.float64)
+    w = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    m.entity.data = c[:, None] * u
+    m.scorer.rel.data = w[None]
+    H = m(None, None)
+    ent = torch.zeros(64, dtype=torch.long)  # query (entity 0, relation 0) 64 times: e_0 = u
+    s = m.scorer.score_tails(H[ent], torch.zeros_like(ent), H)  # (64, N)
+    terms = u * w * u  # h_k w_k u_k with h = e_0 = u
+    allowed = torch.tensor([4 * sum(float(terms[k]) for k in range(d) if S >> k & 1) for S in range(2**d)],
+                           dtype=torch.float64)
+    g = s / c  # (64, N): must be the same allowed value in every column of a row
+    assert torch.allclose(g, g[:, :1].expand_as(g))
+    assert torch.isclose(g[:, :1], allowed).any(1).all()
+    assert len(torch.unique(g[:, 0])) > 2  # several masks were drawn
+
+
 @pytest.mark.parametrize("accum", ["stack", "sum"])
 def test_gcmc_equals_dense_reference(accum):
     torch.manual_seed(0)

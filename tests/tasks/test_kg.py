@@ -119,6 +119,33 @@ def test_loss_decreases(model_name, kw, fit_task):
     assert losses[-1] < 0.7 * losses[0]
 
 
+@pytest.mark.parametrize("name", ["distmult", "complex"])
+def test_one_to_n_training_ranks_every_training_triple_first(name, fit_task):
+    """End to end on a 20-entity KG: 1-N targets (tail and head queries from the training index) and the
+    filtered ranking agree on ids and directions, so a model that memorizes the training triples ranks each
+    one's tail and head first (MRR ~1). Guards the FB15k-237 question (chance-level ranks after one epoch,
+    which was the init plateau of too few steps, not a misalignment). DistMult is symmetric in h and t, so
+    its KG is made symmetric; with input dropout 0.2, as the reproduction configs."""
+    graph = random_kg()
+    if name == "distmult":
+        tr = graph.edge_splits["train"]
+        tr = torch.unique(torch.cat([tr, tr[:, [2, 1, 0]]]), dim=0)
+        graph = Graph.from_edges(tr[:, 0], tr[:, 2], 20, edge_type=tr[:, 1], edge_splits={"train": tr},
+                                 meta={"num_entities": 20, "num_relations": 3})
+    torch.manual_seed(0)  # the dropout masks
+    task = KGCompletion(emb_dim=32, batch_size=32)
+    model, g = task.setup(graph, name, {"dropout": 0.2}, seed=0)
+    model.eval()
+    with torch.no_grad():
+        assert task.evaluate(model, g, "train")["mrr"] < 0.5  # untrained: far from memorized
+    fit_task(task, model, g, 40, lr=0.05)
+    model.eval()
+    with torch.no_grad():
+        res = task.evaluate(model, g, "train")
+    # DistMult: MRR 1.0 at each of 10 seeds tried; ComplEx: 0.99-1.0 (one or two of 272 ranks at 2-3)
+    assert res["mrr"] > 0.98 and res["hits@10"] == 1.0
+
+
 def test_rgcn_gets_inverse_relations_and_eval_batching_is_exact():
     graph = random_kg()
     task = KGCompletion(emb_dim=8, eval_batch_size=3)

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from graphnet import metrics
 from graphnet.graph import Graph
 from graphnet.tasks.recommendation import Recommendation
 
@@ -122,3 +123,115 @@ def test_val_frac_holds_out_training_interactions_without_leaking():
     assert set(task.evaluate(model, g, "val")) == {"recall@5", "ndcg@5", "precision@5", "hit_rate@5"}
     _, g2 = Recommendation(val_frac=0.2).setup(graph, "mf", {}, seed=3)
     assert torch.equal(g2.edge_splits["val"], va)  # seeded
+
+
+def _integer_mf(graph: Graph, ks: list[int], eval_batch_size: int, seed: int = 0):
+    """MF with small-integer vectors: exact float32 scores (no batch size can change them), many ties."""
+    task = Recommendation(emb_dim=3, ks=ks, eval_batch_size=eval_batch_size)
+    model, g = task.setup(graph, "mf", {}, seed=0)
+    gen = torch.Generator().manual_seed(seed)
+    vectors = torch.randint(-2, 3, (graph.num_nodes, 3), generator=gen).float()
+    model.encoder.model.embedding.weight.data = vectors
+    model.eval()
+    return task, model, g
+
+
+def _many_items(U=25, I=1000, seed=0) -> Graph:
+    """I = 1000 items (not a multiple of metrics.TOPK_GROUP; 16 groups > 2 K for K <= 7, so evaluation takes
+    the grouped top-k path). Test sizes 0..6 per user (fewer than K for many users), a val split; user 0 has
+    2 test items, 1 val item and all items but 5 in train: 4 unmasked items, fewer than K."""
+    g = torch.Generator().manual_seed(seed)
+    train, val, test = [], [], []
+    for u in range(U):
+        perm = torch.randperm(I, generator=g).tolist()
+        n_test = 2 if u == 0 else int(torch.randint(0, 7, (1,), generator=g))
+        n_train = I - 5 if u == 0 else int(torch.randint(1, 40, (1,), generator=g))
+        test += [(u, i) for i in perm[:n_test]]
+        val += [(u, perm[n_test])]
+        train += [(u, i) for i in perm[n_test + 1:n_test + 1 + n_train]]
+    return bipartite(torch.tensor(train), torch.tensor(test), U, I, val=torch.tensor(val))
+
+
+def _dense_reference(task, model, g, split: str) -> tuple[list[list[bool]], dict[str, float]]:
+    """Every user scored against every item in float64, masked items -inf, a stable descending sort (equal
+    scores: lower item first), then LightGCN's formulas in plain Python."""
+    U, k_max = task.num_users, max(task.ks)
+    H = model(g).double()
+    scores = H[:U] @ H[U:].T  # (U, I)
+    sets = {name: set(map(tuple, g.edge_splits[name].tolist())) for name in g.edge_splits}
+    masked = sets["train"] | (sets.get("val", set()) if split == "test" else set())
+    for u, i in masked:
+        scores[u, i] = -math.inf
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices.tolist()
+    hits, out = [], {}
+    users = sorted({u for u, _ in sets[split]})
+    for u in users:
+        truth = {i for v, i in sets[split] if v == u}
+        r = [(u, i) in sets[split] for i in order[u][:k_max]] + [False] * max(0, k_max - len(order[u]))
+        hits.append(r)
+        for k in task.ks:
+            idcg = sum(1 / math.log2(j + 2) for j in range(min(len(truth), k)))
+            vals = {"recall": sum(r[:k]) / len(truth), "precision": sum(r[:k]) / k,
+                    "hit_rate": float(any(r[:k])),
+                    "ndcg": sum(x / math.log2(j + 2) for j, x in enumerate(r[:k])) / idcg}
+            for m, v in vals.items():
+                out[f"{m}@{k}"] = out.get(f"{m}@{k}", 0.0) + v / len(users)
+    return hits, out
+
+
+@pytest.mark.parametrize("eval_batch_size", [1, 7, 1024])
+def test_full_sort_equals_dense_reference_with_ties(eval_batch_size):
+    graph = _many_items()
+    task, model, g = _integer_mf(graph, ks=[3, 7], eval_batch_size=eval_batch_size)
+    users, hits, counts = task.topk(model, g, "test")
+    ref_hits, ref = _dense_reference(task, model, g, "test")
+    assert hits.tolist() == ref_hits
+    test = g.edge_splits["test"]
+    assert users.tolist() == sorted(set(test[:, 0].tolist()))
+    assert counts.tolist() == [int((test[:, 0] == u).sum()) for u in users]
+    assert min(counts.tolist()) < 3  # users with fewer test items than K are in the mean
+    assert hits[0].tolist()[4:] == [False] * 3 and int(hits[0].sum()) == 2  # user 0: 4 unmasked, then masked
+    res = task.evaluate(model, g, "test")
+    assert res.keys() == ref.keys()
+    for key, value in ref.items():
+        assert res[key] == pytest.approx(value, rel=1e-12), key
+    val_hits, val_ref = _dense_reference(task, model, g, "val")  # "val": train masked, test items not
+    assert task.topk(model, g, "val")[1].tolist() == val_hits
+    assert task.evaluate(model, g, "val") == pytest.approx(val_ref, rel=1e-12)
+
+
+def test_full_sort_equals_dense_mask_implementation():
+    """The CSR + index_put_ evaluation against the dense-mask one it replaced (answer_mask, masked_fill,
+    topk_hits) on random float embeddings."""
+    graph = _many_items(seed=1)
+    task = Recommendation(emb_dim=8, ks=[5], eval_batch_size=16)
+    model, g = task.setup(graph, "lightgcn", {}, seed=0)
+    model.eval()
+    with torch.no_grad():
+        H = model(g)
+        U, I = task.num_users, task.num_items
+        splits = g.edge_splits
+        users = torch.unique(splits["test"][:, 0])
+        scores = H[users] @ H[U:].T
+        for name in ("train", "val"):
+            index = metrics.build_answer_index(splits[name][:, 0], splits[name][:, 1])
+            scores = scores.masked_fill(metrics.answer_mask(index, users, I), float("-inf"))
+        index = metrics.build_answer_index(splits["test"][:, 0], splits["test"][:, 1])
+        relevant = metrics.answer_mask(index, users, I)
+        ref_hits = metrics.topk_hits(scores, relevant, 5)
+        _, hits, counts = task.topk(model, g, "test")
+    assert torch.equal(hits, ref_hits) and torch.equal(counts, relevant.sum(1))
+    assert hits.any()
+
+
+def test_full_sort_fewer_items_than_k():
+    train, test = torch.tensor([[0, 0], [1, 2]]), torch.tensor([[0, 1], [1, 3]])
+    graph = bipartite(train, test, 2, 4)
+    task = Recommendation(emb_dim=1, ks=[8])
+    model, g = task.setup(graph, "mf", {}, seed=0)
+    model.encoder.model.embedding.weight.data = torch.tensor([[1.0], [1.0], [4.0], [3.0], [2.0], [1.0]])
+    _, hits, _ = task.topk(model, g, "test")
+    # user 0 ranks 1, 2, 3 then the masked item 0; user 1 ranks 0, 1, 3 then 2; positions 5-8 do not exist
+    # (user 0's position 8 would be the padding column 7, whose key 0 * 4 + 7 is user 1's test item 3)
+    assert hits.tolist() == [[True] + [False] * 7, [False, False, True] + [False] * 5]
+    assert task.evaluate(model, g, "test")["recall@8"] == 1.0
