@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from graphnet import ops
 from graphnet.errors import ConfigError, GraphError
-from graphnet.nn.conv import _scalar_weights, check_input
+from graphnet.nn.conv import _scalar_weights, check_input, dst_features
 
 
 def check_edge_type(
@@ -191,13 +191,8 @@ class RelGraphConv(nn.Module):
         return dense * self.num_relations + sparse < (dense + sparse) * self.num_bases
 
     def forward(self, A: SparseMatrix, X: Tensor, edge_type: Tensor | None = None) -> Tensor:
-        check_input("RelGraphConv", A, X, self.in_dim)
-        if self.loop_weight is not None and A.shape[0] > A.shape[1]:
-            raise GraphError(
-                "RelGraphConv: expected a square adjacency or a block with the destination nodes first "
-                "(N_dst <= N_src, source nodes 0..N_dst-1 are the destination nodes; the self-loop reads "
-                f"X[:N_dst]), got shape (N_dst={A.shape[0]}, N_src={A.shape[1]})"
-            )
+        # with a self-loop, a block must list its destination nodes first (the loop reads X[:N_dst])
+        check_input("RelGraphConv", A, X, self.in_dim, dst_first=self.loop_weight is not None)
         a = _scalar_weights("RelGraphConv", A)
         etype = check_edge_type("RelGraphConv", A, edge_type, self.num_relations)
         if A.nnz == 0:
@@ -209,7 +204,7 @@ class RelGraphConv(nn.Module):
         else:
             H = self._by_bases(A, X, a, etype)
         if self.loop_weight is not None:
-            H = H + X[: A.shape[0]] @ self.loop_weight  # the destination nodes' own rows (all of X if square)
+            H = H + dst_features(A, X) @ self.loop_weight  # the destination nodes' own rows
         return H if self.bias is None else H + self.bias
 
     def _by_edges(self, A: SparseMatrix, X: Tensor, a: Tensor, etype: Tensor) -> Tensor:
