@@ -364,7 +364,7 @@ def main() -> None:
     header = common.machine_header(args.threads, common.measure_bandwidth(), load_before, common.uptime())
     text = "\n".join(out + header + [""] + body)
     if args.out:
-        Path(args.out).write_text(text)
+        common.write_report(args.out, text)
     else:
         print(text)
 

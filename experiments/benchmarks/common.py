@@ -44,6 +44,18 @@ def measure_bandwidth(n_bytes: int = 1 << 28, reps: int = 7) -> float:
     return 2 * a.nbytes / best
 
 
+def write_report(path: str, text: str) -> None:
+    """Write a results table atomically (``graphnet.io.atomic_write_text``: a killed run never leaves half a
+    table over the committed one), creating its folder, and say where it went."""
+    from pathlib import Path
+
+    from graphnet.io import atomic_write_text
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
+    print(f"wrote {path}")
+
+
 def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()

@@ -260,7 +260,7 @@ def main() -> None:
         "- time / graphnet's > 1 means graphnet is faster",
         "",
     ]
-    Path(args.out).write_text("\n".join(head + body) + "\n")
+    common.write_report(args.out, "\n".join(head + body) + "\n")
 
 
 if __name__ == "__main__":

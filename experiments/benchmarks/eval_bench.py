@@ -271,7 +271,7 @@ def main() -> None:
         "- the machine is shared (other jobs running): compare ratios within a table, not absolute times",
         "",
     ]
-    Path(args.out).write_text("\n".join(head + body) + "\n")
+    common.write_report(args.out, "\n".join(head + body) + "\n")
 
 
 if __name__ == "__main__":

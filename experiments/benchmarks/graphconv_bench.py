@@ -252,9 +252,7 @@ def main() -> None:
                "| N / E | edge weights | ratio | value (medians) | value (mins) | target | met |",
                "|---|---|---|---:|---:|---|---|"]
     header += summary + ["", "## Timings", ""]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(header + sections))
-    print(f"wrote {args.out}")
+    common.write_report(args.out, "\n".join(header + sections))
 
 
 if __name__ == "__main__":

@@ -208,7 +208,7 @@ def main() -> None:
         out += ["", "Failed points:"] + [f"- {f}" for f in failures]
     text = "\n".join(out) + "\n"
     if args.out:
-        Path(args.out).write_text(text)
+        common.write_report(args.out, text)
     else:
         sys.stdout.write(text)
 
