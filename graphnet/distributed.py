@@ -14,7 +14,8 @@ In a training loop (what graphnet's Trainer does with it):
     broadcast_module(model)                       # same start on every rank
     for each epoch: seeds = shard(train_ids, seed + epoch); equal-size batches of them
         loss.backward(); sync_grads(model); opt.step()
-    log all_reduce_mean({"loss": ...}); evaluate, then reduce metrics with all_reduce_weighted;
+    log all_reduce_mean({"loss": ...}); evaluate each rank's ``eval_slice`` of the split, then reduce
+    means with all_reduce_weighted or gather per-item results with all_gather_cat;
     only is_main() writes files. Every rank must run the same collectives in the same order, so every
     decision that controls them (early stopping, number of steps) must come from reduced values.
 ``sync_grads`` is preferred over ``wrap_ddp`` when the model is used through attributes other than
@@ -178,6 +179,19 @@ def shard(
     return indices[perm[start:stop].to(indices.device)]
 
 
+def eval_slice(n: int) -> slice:
+    """This rank's contiguous share of ``n`` evaluation items (queries, users, pairs, nodes).
+
+    Ranks take consecutive ranges in rank order whose sizes differ by at most one (the first ``n %
+    world_size`` ranks take one more), so ``all_gather_cat`` of per-item results restores the original
+    order and every rank then computes the metric from the same values. ``slice(0, n)`` in one process.
+    """
+    w, r = world_size(), rank()
+    base, extra = divmod(n, w)
+    start = r * base + min(r, extra)
+    return slice(start, start + base + (1 if r < extra else 0))
+
+
 # ---------------------------------------------------------------------------------------- reductions
 def all_reduce_mean(metrics: dict[str, float]) -> dict[str, float]:
     """Unweighted mean over ranks of each value. Every rank must pass the same keys.
@@ -218,6 +232,8 @@ def all_gather_cat(t: Tensor) -> Tensor:
     """
     if world_size() == 1:
         return t
+    if t.dtype == torch.bool:  # gloo has no bool collectives
+        return all_gather_cat(t.to(torch.uint8)).bool()
     dev = device()
     n = torch.tensor([t.shape[0]], device=dev)
     sizes = [torch.zeros_like(n) for _ in range(world_size())]

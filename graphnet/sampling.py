@@ -65,6 +65,7 @@ import torch
 from dgl.sparse import SparseMatrix
 from torch import Tensor
 
+from graphnet import distributed
 from graphnet.errors import ConfigError, GraphError
 
 
@@ -338,7 +339,9 @@ def layerwise_inference(
 
     ``H_{l+1}[b] = model.forward_layer(l, A[b, N(b)], H_l[N(b)])`` for node batches b, where ``N(b)``
     lists b first, then b's in-neighbours. Equals ``model(A, X)`` (eval mode) up to float rounding,
-    with peak memory of two (N, F) matrices plus one batch's block (see the module docstring).
+    with peak memory of two (N, F) matrices plus one batch's block (see the module docstring). With
+    several processes each computes its ``distributed.eval_slice`` of every layer's rows and the slices are
+    gathered before the next layer (collective: every rank must call it).
 
     Args:
         model: follows the protocol in the module docstring (``num_layers``, ``forward_layer``); a
@@ -360,18 +363,22 @@ def layerwise_inference(
     device = X.device if device is None else torch.device(device)
     edge_data = {k: v for k, v in (("edge_type", edge_type), ("edge_feat", edge_feat)) if v is not None}
     n = A.shape[0]
+    # Data-parallel: each process computes a contiguous share of every layer's rows, and the shares are
+    # gathered (in node order) before the next layer; one process computes all rows.
+    rows = distributed.eval_slice(n) if n >= distributed.world_size() else slice(0, n)
+    mine = rows.stop - rows.start
     H = X
     for layer in range(model.num_layers):
         out = None
-        for start in range(0, n, batch_size):
-            dst = torch.arange(start, min(start + batch_size, n), device=A.device)
+        for start in range(rows.start, rows.stop, batch_size):
+            dst = torch.arange(start, min(start + batch_size, rows.stop), device=A.device)
             block, eid, src = _sample_layer(A, dst, -1, False, False, None, None)
             extra = {k: v[eid.to(v.device)].to(device) for k, v in edge_data.items()}
             h = model.forward_layer(
                 layer, block.to(device), H[src.to(H.device)].to(device), **extra
             )  # (B, F')
             if out is None:
-                out = torch.empty((n,) + tuple(h.shape[1:]), dtype=h.dtype, device=X.device)
-            out[start : start + dst.numel()] = h.to(X.device)
-        H = out
+                out = torch.empty((mine,) + tuple(h.shape[1:]), dtype=h.dtype, device=X.device)
+            out[start - rows.start : start - rows.start + dst.numel()] = h.to(X.device)
+        H = out if mine == n else distributed.all_gather_cat(out)
     return H

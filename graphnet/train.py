@@ -14,8 +14,9 @@ this makes a resumed CPU run bit-identical to an uninterrupted one.
 
 Data-parallel (graphnet.distributed; a no-op in a single process): rank 0's initial weights are copied to
 every rank, tasks shard their training items per rank (``distributed.shard`` in ``batches``), gradients are
-averaged after every backward (``sync_grads``), the epoch loss is averaged over ranks and rank 0's
-evaluation metrics are broadcast, so every rank takes the same early-stopping decisions. Each rank draws
+averaged after every backward (``sync_grads``), the epoch loss is averaged over ranks, tasks split
+evaluation items across ranks and reduce them (``distributed.eval_slice``), and rank 0's metrics are
+broadcast, so every rank takes the same early-stopping decisions. Each rank draws
 its own batch randomness (generator seeded with ``seed + 1_000_003 * rank``); only rank 0 shows progress
 and writes checkpoints (holding every rank's RNG state).
 """

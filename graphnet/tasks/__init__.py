@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+from dgl.sparse import SparseMatrix
 from torch import Tensor, nn
 
 from graphnet.errors import ConfigError
@@ -169,12 +170,27 @@ def make_encoder(task: str, graph: Graph, name: str, model_kwargs: dict[str, Any
             in_dim = emb_dim if graph.X is None else graph.X.shape[1]
             model = build_model(task, name, valid, in_dim, out_dim, **kwargs)
     A = model.preprocess(graph.A, graph.edge_type)
-    if A.nnz != graph.A.nnz:
-        # preprocess changed the edge set (e.g. self-loops): per-edge data no longer aligns
-        graph = graph.replace(A=A, edge_type=None, edge_feat=None)
-    else:
+    if A.nnz == graph.A.nnz:
         graph = graph.replace(A=A)
+    else:
+        graph = graph.replace(A=A, edge_type=None, edge_feat=pad_appended_edges(graph, A))
     return NodeEncoder(model, emb), graph
+
+
+def pad_appended_edges(graph: Graph, A: SparseMatrix) -> Tensor | None:
+    """``graph.edge_feat`` realigned with a preprocessed ``A`` that has more nonzeros, or None.
+
+    When ``A`` keeps the original nonzeros first, in order, and appends new ones (``ops.add_self_loops``, as
+    GAT's preprocess does), the appended edges get zero features: (E, d) -> (A.nnz, d), the convention
+    GAT documents. Any other change of the edge set (``gcn_norm``'s coalesced A + I) leaves no alignment
+    and gives None; edge_type is never padded (no relation is "no relation").
+    """
+    ef, E = graph.edge_feat, graph.A.nnz
+    if ef is None or A.nnz < E:
+        return None
+    if not (torch.equal(A.row[:E], graph.A.row) and torch.equal(A.col[:E], graph.A.col)):
+        return None
+    return torch.cat([ef, ef.new_zeros(A.nnz - E, ef.shape[1])])
 
 
 def isin_sorted(x: Tensor, sorted_keys: Tensor) -> Tensor:

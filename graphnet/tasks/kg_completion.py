@@ -222,8 +222,11 @@ class KGCompletion:
     def evaluate(self, model: nn.Module, graph: Graph, split: str) -> dict[str, float]:
         if split not in graph.edge_splits:
             return {}
-        tail, head = self.ranks(model, graph, graph.edge_splits[split])
-        ranks = torch.cat([tail, head])
+        triples = graph.edge_splits[split]
+        # each process ranks its share of the triples (all of them in one process); every rank then
+        # averages the same gathered ranks
+        tail, head = self.ranks(model, graph, triples[distributed.eval_slice(triples.shape[0])])
+        ranks = torch.cat([distributed.all_gather_cat(tail), distributed.all_gather_cat(head)])
         out = {"mrr": metrics.mrr(ranks), "mr": metrics.mean_rank(ranks)}
         for k in (1, 3, 10):
             out[f"hits@{k}"] = metrics.hits_at(ranks, k)

@@ -193,7 +193,14 @@ class LinkPrediction:
             H = model(graph)
         else:
             H = model.encoder.infer(graph, self.infer_batch_size)
-        pos, neg = self._scores(model, H, pos_pairs).float(), self._scores(model, H, neg_pairs).float()
+
+        def scores(pairs: Tensor) -> Tensor:
+            # each process scores its share (all of it in one process); the gathered scores are in the
+            # split's order, so every rank computes the (non-decomposable) metrics from the same values
+            mine = pairs[distributed.eval_slice(pairs.shape[0])]
+            return distributed.all_gather_cat(self._scores(model, H, mine).float())
+
+        pos, neg = scores(pos_pairs), scores(neg_pairs)
         labels = torch.cat([torch.ones(pos.numel()), torch.zeros(neg.numel())]).to(pos.device)
         out = {"roc_auc": metrics.roc_auc(torch.cat([pos, neg.reshape(-1)]), labels),
                "ap": metrics.average_precision(torch.cat([pos, neg.reshape(-1)]), labels)}

@@ -133,6 +133,7 @@ class RatingPrediction:
         pairs = graph.edge_splits[split]
         target = require_split("rating", graph.edge_splits, split + "_rating", "ratings").float()
         H = model(graph)
-        chunks = [model.predict(H, c) for c in pairs.split(self.eval_batch_size)]
-        pred = torch.cat(chunks) if chunks else H.new_zeros(0)
+        mine = pairs[distributed.eval_slice(pairs.shape[0])]  # this process's share (all in one process)
+        chunks = [model.predict(H, c) for c in mine.split(self.eval_batch_size)]
+        pred = distributed.all_gather_cat(torch.cat(chunks) if chunks else H.new_zeros(0))
         return {"rmse": metrics.rmse(pred, target), "mae": metrics.mae(pred, target)}

@@ -149,7 +149,8 @@ class Recommendation:
     # ------------------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def topk(self, model: nn.Module, graph: Graph, split: str) -> tuple[Tensor, Tensor, Tensor]:
-        """(users (U',), hits (U', max K) bool, number of relevant items (U',)) for the split's users.
+        """(users (U',), hits (U', max K) bool, number of relevant items (U',)) for the split's users
+        (with several processes: this process's contiguous share of them, ``distributed.eval_slice``).
 
         Per batch of B users: scores = H_users @ H_items^T written into one reused (B, I') buffer (I' = I
         rounded up to ``metrics.TOPK_GROUP``, the extra columns -inf), -inf at the masked items (one
@@ -160,6 +161,7 @@ class Recommendation:
         n_u, n_i, kmax, bs = self.num_users, self.num_items, max(self.ks), self.eval_batch_size
         dev = H.device
         users = torch.unique(graph.edge_splits[split][:, 0].cpu())  # (U',) ascending
+        users = users[distributed.eval_slice(users.numel())]  # this process's share (all in one process)
         counts = self._ptr[split][users + 1] - self._ptr[split][users]  # (U',)
         starts = list(range(0, users.numel(), bs))
         masked = ["train"] + (["val"] if split == "test" and "val" in self._keys else [])
@@ -204,7 +206,8 @@ class Recommendation:
     def evaluate(self, model: nn.Module, graph: Graph, split: str) -> dict[str, float]:
         if split not in graph.edge_splits:
             return {}
-        _, hits, counts = self.topk(model, graph, split)
+        _, hits, counts = self.topk(model, graph, split)  # this process's users
+        hits, counts = distributed.all_gather_cat(hits), distributed.all_gather_cat(counts)
         out = {}
         for k in self.ks:
             out[f"recall@{k}"] = metrics.recall_at_k(hits, counts, k)

@@ -112,3 +112,41 @@ def test_bad_labels_raise_graph_error():
     graph = two_communities().replace(y=None)
     with pytest.raises(GraphError, match="expected y"):
         NodeClassification().setup(graph, "gcn", {}, seed=0)
+
+
+def test_gat_edge_features_survive_the_self_loops_preprocess_adds():
+    # GAT's preprocess appends one self-loop per node after the original edges: the task must pad the
+    # edge features with zero rows for them, not drop them (GATConv would then refuse edge_dim)
+    base = two_communities()
+    E = base.A.nnz
+    ef = torch.randn(E, 3, generator=torch.Generator().manual_seed(1))
+    graph = base.replace(edge_feat=ef)
+    task = NodeClassification()
+    encoder, prepared = task.setup(graph, "gat", {"edge_dim": 3, "num_heads": 2, "hidden_dim": 4}, seed=0)
+    assert prepared.A.nnz == E + 12
+    assert torch.equal(prepared.edge_feat[:E], ef)
+    assert torch.equal(prepared.edge_feat[E:], torch.zeros(12, 3))
+    encoder.eval()
+    out = encoder(prepared)
+    from graphnet import ops
+
+    A_loops = ops.add_self_loops(base.A)
+    padded = torch.cat([ef, torch.zeros(12, 3)])
+    assert torch.allclose(out, encoder.model(A_loops, base.X, edge_feat=padded), atol=1e-6)
+    # the features enter the logits: zero features give a different output
+    zero_feat = encoder.model(A_loops, base.X, edge_feat=torch.zeros_like(padded))
+    assert not torch.allclose(out, zero_feat, atol=1e-4)
+    loss = task.loss(encoder, prepared, next(iter(task.batches(encoder, prepared, 0, torch.Generator()))))
+    assert torch.isfinite(loss)
+
+
+def test_edge_features_are_dropped_when_preprocess_reorders_the_edges():
+    from graphnet import ops
+    from graphnet.tasks import pad_appended_edges
+
+    graph = two_communities()
+    graph = graph.replace(edge_feat=torch.ones(graph.A.nnz, 2))
+    A_norm = ops.gcn_norm(graph.A)  # A + I coalesced: the original rows are no longer a prefix
+    assert A_norm.nnz == graph.A.nnz + 12
+    assert pad_appended_edges(graph, A_norm) is None
+    assert pad_appended_edges(graph, ops.add_self_loops(graph.A)).shape == (graph.A.nnz + 12, 2)
