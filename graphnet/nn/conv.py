@@ -17,11 +17,14 @@ Which layers satisfy "a zero-weight edge == a removed edge": every layer whose a
 sum (GraphConv, SAGE mean/sum, SAGE pool for non-negative weights, GIN, SGC, APPNP, Cheb, EdgeFeat,
 LightGCN, RelGraphConv). Not GATConv: the weight multiplies the message *after* the softmax, so a
 zero-weight edge still takes its share of the softmax denominator.
+
+Modules: this one holds the one-hop weighted-sum layers (GraphConv, SAGEConv, GINConv, EdgeFeatConv);
+``conv_gat`` the attention layer, ``conv_prop`` the multi-hop propagation layers (SGConv, APPNPConv,
+ChebConv, LightGCNProp), ``conv_rel`` RelGraphConv; the first two are re-exported here, so
+``graphnet.nn.conv.GATConv`` keeps working. Shared input checks live in ``graphnet.nn.inputs``.
 """
 
 from __future__ import annotations
-
-import math
 
 import dgl.sparse as dglsp
 import torch
@@ -31,51 +34,14 @@ from torch import Tensor, nn
 
 from graphnet import ops
 from graphnet.errors import ConfigError, GraphError
+from graphnet.nn.conv_gat import GATConv
+from graphnet.nn.conv_prop import APPNPConv, ChebConv, LightGCNProp, SGConv
+from graphnet.nn.inputs import check_input, dst_features, scalar_weights
 
-
-def check_input(
-    layer: str, A: SparseMatrix, X: Tensor, in_dim: int, square: bool = False, dst_first: bool = False
-) -> None:
-    """Raise GraphError unless A is a SparseMatrix of an accepted shape and X is (N_src, in_dim).
-
-    ``square``: A must be (N, N) (e.g. multi-hop layers, which propagate over one node set repeatedly).
-    ``dst_first``: A may also be a block (N_dst, N_src) with N_dst <= N_src whose source nodes
-    0..N_dst-1 are the destination nodes (DGL's message-flow-graph convention); the layer's self term
-    reads ``X[:N_dst]`` (``dst_features``). Takes precedence over ``square``.
-    """
-    if not isinstance(A, SparseMatrix):
-        raise GraphError(f"{layer}: expected A to be a dgl.sparse.SparseMatrix, got {type(A).__name__}")
-    if dst_first and A.shape[0] > A.shape[1]:
-        raise GraphError(
-            f"{layer}: expected a square adjacency or a block with the destination nodes first "
-            f"(N_dst <= N_src, source nodes 0..N_dst-1 are the destination nodes), "
-            f"got shape (N_dst={A.shape[0]}, N_src={A.shape[1]})"
-        )
-    if square and not dst_first and A.shape[0] != A.shape[1]:
-        raise GraphError(
-            f"{layer}: expected a square adjacency (N_dst == N_src; this layer does not take blocks), "
-            f"got shape {tuple(A.shape)}"
-        )
-    if not isinstance(X, Tensor) or X.dim() != 2 or X.shape[0] != A.shape[1] or X.shape[1] != in_dim:
-        got = tuple(X.shape) if isinstance(X, Tensor) else type(X).__name__
-        raise GraphError(f"{layer}: expected X of shape (N_src={A.shape[1]}, in_dim={in_dim}), got {got}")
-
-
-def dst_features(A: SparseMatrix, X: Tensor) -> Tensor:
-    """The destination nodes' own rows ``X[:N_dst]`` of a square A or a dst-first block (N_dst, N_src).
-
-    Returns X itself when A is square, so the square case runs exactly the ops it always ran.
-    """
-    n_dst = A.shape[0]
-    return X if X.shape[0] == n_dst else X[:n_dst]
-
-
-def _scalar_weights(layer: str, A: SparseMatrix) -> Tensor:
-    if A.val.dim() != 1:
-        raise GraphError(
-            f"{layer}: expected scalar edge weights, A.val of shape (nnz,), got {tuple(A.val.shape)}"
-        )
-    return A.val
+__all__ = [
+    "APPNPConv", "ChebConv", "EdgeFeatConv", "GATConv", "GINConv", "GraphConv", "LightGCNProp", "SAGEConv",
+    "SGConv", "check_input", "dst_features", "scalar_weights",
+]
 
 
 def _inv_in_degree(A: SparseMatrix, w: Tensor) -> Tensor:
@@ -125,7 +91,7 @@ class GraphConv(nn.Module):
 
     def forward(self, A: SparseMatrix, X: Tensor) -> Tensor:
         check_input("GraphConv", A, X, self.in_dim)
-        _scalar_weights("GraphConv", A)
+        scalar_weights("GraphConv", A)
         H = ops.spmm(A, X @ self.weight)  # (N_dst, out_dim)
         return H if self.bias is None else H + self.bias
 
@@ -180,7 +146,7 @@ class SAGEConv(nn.Module):
 
     def forward(self, A: SparseMatrix, X: Tensor) -> Tensor:
         check_input("SAGEConv", A, X, self.in_dim, dst_first=True)
-        w = _scalar_weights("SAGEConv", A)
+        w = scalar_weights("SAGEConv", A)
         if self.aggregator == "mean":
             # spmm(A, .) / d rather than spmm(row_norm(A), .): A itself keeps spmm's cached kernel choice
             # (all-ones A: DGL's unweighted kernel) instead of a new matrix and its tests at every call.
@@ -194,137 +160,6 @@ class SAGEConv(nn.Module):
             agg = agg.scatter_reduce(0, A.row.unsqueeze(1).expand_as(msg), msg, "amax", include_self=False)
             H = self.lin_neigh(agg)  # (N_dst, out_dim)
         return F.linear(dst_features(A, X), self.lin_self.weight, self.bias) + H  # (N_dst, out_dim)
-
-
-class GATConv(nn.Module):
-    """Graph attention (Velickovic et al. 2018, https://arxiv.org/abs/1710.10903), multi-head, edge-weighted.
-
-    ``alpha_ij = softmax_j(LeakyReLU(a_src . W x_j + a_dst . W x_i [+ a_edge . W_e f_ij]))`` per head,
-    ``h_i = sum_j w_ij alpha_ij W x_j + b``. Edge weight: ``w_ij = A[i, j]`` scales the attention-weighted
-    message *after* the softmax (as DGL's ``edge_weight``), so all-ones weights give plain GAT and a zero
-    weight silences the edge without removing it from the softmax. Optional edge features ``f_ij``
-    (``edge_dim``) enter the logits (as PyG's ``edge_dim``). Attention dropout acts on alpha.
-    Computed as ``h_i = (sum_j w_ij p_ij W x_j) / s_i`` with ``p_ij = exp(logit_ij - c_i)``,
-    ``s_i = sum_j p_ij`` (so alpha = p / s) and a shift c_i bounding row i's logits (``_shift``): one
-    ``ops.spmm`` per head with that head's (nnz,) values ``w p`` (keeps the scalar kernel), then a per-row
-    division, instead of an edge softmax's per-edge max, sum and division.
-
-    Args:
-        in_dim, out_dim: feature sizes (per head). num_heads: attention heads. negative_slope: LeakyReLU.
-        attn_dropout: dropout on alpha. edge_dim: size of edge features (None: no edge features).
-        bias: learnable bias (num_heads, out_dim).
-
-    Shapes:
-        A: (N_dst, N_src), N_dst <= N_src (a block: destination nodes first), values (nnz,) or
-        (nnz, num_heads). X: (N_src, in_dim). edge_feat: (nnz, edge_dim). Output: (N_dst, num_heads, out_dim).
-    """
-
-    def __init__(
-        self,
-        in_dim: int,
-        out_dim: int,
-        num_heads: int = 1,
-        negative_slope: float = 0.2,
-        attn_dropout: float = 0.0,
-        edge_dim: int | None = None,
-        bias: bool = True,
-    ):
-        super().__init__()
-        self.in_dim, self.out_dim, self.num_heads, self.edge_dim = in_dim, out_dim, num_heads, edge_dim
-        self.negative_slope = negative_slope
-        self.lin = nn.Linear(in_dim, num_heads * out_dim, bias=False)
-        self.attn_src = nn.Parameter(torch.empty(num_heads, out_dim))
-        self.attn_dst = nn.Parameter(torch.empty(num_heads, out_dim))
-        self.lin_edge = nn.Linear(edge_dim, num_heads * out_dim, bias=False) if edge_dim else None
-        self.attn_edge = nn.Parameter(torch.empty(num_heads, out_dim)) if edge_dim else None
-        self.attn_dropout = nn.Dropout(attn_dropout)
-        self.bias = nn.Parameter(torch.empty(num_heads, out_dim)) if bias else None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        gain = nn.init.calculate_gain("relu")
-        for p in (self.lin.weight, self.attn_src, self.attn_dst):
-            nn.init.xavier_normal_(p, gain=gain)
-        if self.lin_edge is not None:
-            nn.init.xavier_normal_(self.lin_edge.weight, gain=gain)
-            nn.init.xavier_normal_(self.attn_edge, gain=gain)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_dim}, {self.out_dim}, num_heads={self.num_heads}, edge_dim={self.edge_dim}, "
-            f"negative_slope={self.negative_slope}, bias={self.bias is not None}"
-        )
-
-    def forward(self, A: SparseMatrix, X: Tensor, edge_feat: Tensor | None = None) -> Tensor:
-        check_input("GATConv", A, X, self.in_dim, dst_first=True)
-        H, F_out, n_dst = self.num_heads, self.out_dim, A.shape[0]
-        if self.lin_edge is not None and (edge_feat is None or edge_feat.shape != (A.nnz, self.edge_dim)):
-            got = None if edge_feat is None else tuple(edge_feat.shape)
-            raise GraphError(
-                f"GATConv: expected edge_feat of shape (nnz={A.nnz}, {self.edge_dim}), got {got}"
-            )
-        Z = self.lin(X).view(-1, H, F_out)  # (N_src, H, F)
-        # a . (W x) = (W^T a) . x: the attention vectors folded into the weights give every node's logit
-        # terms from one thin product, with no (N, H, F) multiply-and-sum (or (E, H, F) for edge features).
-        # Per-edge tensors are head-major (H, E): each head's values are then a contiguous row for spmm.
-        W = self.lin.weight.view(H, F_out, self.in_dim)
-        a = torch.stack([self.attn_src, self.attn_dst], 1)  # (H, 2, F)
-        U = torch.bmm(a, W).transpose(0, 1).reshape(2 * H, self.in_dim)  # rows: W_h^T a_src_h, then a_dst
-        el_er = U @ X.T  # (2H, N_src)
-        el, er = el_er[:H], el_er[H:, :n_dst]  # (H, N_src), (H, N_dst): destination terms of a block's rows
-        row, col = A.row, A.col
-        logits = el.index_select(1, col) + er.index_select(1, row)  # (H, E)
-        ee = None
-        if self.lin_edge is not None:
-            W_e = self.lin_edge.weight.view(H, F_out, self.edge_dim)
-            U_e = torch.bmm(self.attn_edge.unsqueeze(1), W_e).squeeze(1)  # (H, edge_dim)
-            ee = U_e @ edge_feat.T  # (H, E)
-            logits = logits + ee
-        logits = F.leaky_relu(logits, self.negative_slope)
-        # Softmax over each row's in-edges, normalized *after* aggregation: h_i = (sum_j w_ij p_ij z_j) / s_i
-        # with p_ij = exp(logit_ij - c_i), s_i = sum_j p_ij: no per-edge max (usually), gather or division.
-        p = torch.exp(logits - self._shift(el, er, ee, logits, row))  # (H, E), in (0, 1]
-        s = torch.zeros(H, n_dst, dtype=p.dtype, device=p.device).index_add(1, row, p)  # (H, N_dst)
-        w = A.val if A.val.dim() == 1 else A.val.T  # (E,) or (H, E)
-        # Dropout on p is dropout on alpha (they differ by a per-row factor). (H, E); w.T may be strided.
-        msg = (self.attn_dropout(p) * w).contiguous()
-        Z_h = Z.transpose(0, 1).contiguous()  # (H, N_src, F)
-        out = torch.stack(
-            [ops.spmm(dglsp.val_like(A, m), z) for m, z in zip(msg.unbind(0), Z_h.unbind(0), strict=True)], 1
-        )  # (N_dst, H, F)
-        inv = torch.where(s > 0, torch.where(s > 0, s, 1).reciprocal(), 0).T.unsqueeze(-1)  # (N_dst, H, 1)
-        return out * inv if self.bias is None else torch.addcmul(self.bias, out, inv)
-
-    def _shift(self, el: Tensor, er: Tensor, ee: Tensor | None, logits: Tensor, row: Tensor) -> Tensor:
-        """c_i >= every logit of row i, per head, broadcastable to (H, E): exp(logit - c_i) <= 1.
-
-        The softmax does not depend on c_i, but the exp of a row's largest logit must not underflow. For
-        0 <= slope, LeakyReLU is monotone and max(1, slope)-Lipschitz, so c = LeakyReLU(sum of the maxima
-        of the terms) exceeds a row's max by at most max(1, slope) * (sum of the terms' ranges); within
-        half the exponent range that exp stays a normal number. Cheapest first: one constant per head
-        (ranges of sources, destinations, edges), one per destination (ranges of sources and edges), else
-        the exact row max (a scatter over the edges, what every edge softmax pays).
-        """
-        slope = self.negative_slope
-        with torch.no_grad():  # c_i cancels from the output: no gradient through it
-            if logits.shape[1] and slope >= 0:
-                limit = -0.5 * math.log(torch.finfo(logits.dtype).tiny) / max(1.0, slope)
-                hi_src, hi_dst = el.amax(1, keepdim=True), er.amax(1, keepdim=True)  # (H, 1)
-                gap_src, gap_dst = hi_src - el.amin(1, keepdim=True), hi_dst - er.amin(1, keepdim=True)
-                hi_e = gap_e = torch.zeros_like(hi_src)
-                if ee is not None:
-                    hi_e = ee.amax(1, keepdim=True)
-                    gap_e = hi_e - ee.amin(1, keepdim=True)
-                if bool((gap_src + gap_dst + gap_e <= limit).all()):
-                    return F.leaky_relu(hi_src + hi_dst + hi_e, slope)  # (H, 1)
-                if bool((gap_src + gap_e <= limit).all()):
-                    return F.leaky_relu(er + hi_src + hi_e, slope).index_select(1, row)  # (H, E)
-            m = torch.zeros_like(er).scatter_reduce(
-                1, row.expand_as(logits), logits, "amax", include_self=False
-            )
-            return m.index_select(1, row)  # (H, E)
 
 
 class GINConv(nn.Module):
@@ -372,116 +207,8 @@ class GINConv(nn.Module):
 
     def forward(self, A: SparseMatrix, X: Tensor) -> Tensor:
         check_input("GINConv", A, X, self.in_dim, dst_first=True)
-        _scalar_weights("GINConv", A)
+        scalar_weights("GINConv", A)
         return self.mlp((1 + self.eps) * dst_features(A, X) + ops.spmm(A, X))
-
-
-class SGConv(nn.Module):
-    """Simplified graph convolution (Wu et al. 2019, https://arxiv.org/abs/1902.07153).
-
-    ``H = A^K X W + b``. Edge weight: ``A[i, j]`` scales the message from j at every hop; pass
-    ``ops.gcn_norm(A)`` for SGC's S = D^-1/2 (A + I) D^-1/2. Nothing is cached across calls.
-
-    Args:
-        in_dim, out_dim: feature sizes. K: number of hops. bias: learnable bias.
-
-    Shapes:
-        A: (N, N) square, values (nnz,). X: (N, in_dim). Output: (N, out_dim).
-    """
-
-    def __init__(self, in_dim: int, out_dim: int, K: int = 2, bias: bool = True):
-        super().__init__()
-        self.in_dim, self.out_dim, self.K = in_dim, out_dim, K
-        self.lin = nn.Linear(in_dim, out_dim, bias=bias)
-
-    def reset_parameters(self) -> None:
-        self.lin.reset_parameters()
-
-    def extra_repr(self) -> str:
-        return f"{self.in_dim}, {self.out_dim}, K={self.K}"
-
-    def forward(self, A: SparseMatrix, X: Tensor) -> Tensor:
-        check_input("SGConv", A, X, self.in_dim, square=True)
-        _scalar_weights("SGConv", A)
-        # A^K (X W) == (A^K X) W: propagate whichever is narrower; the bias goes on after.
-        project_first = self.out_dim < self.in_dim
-        H = F.linear(X, self.lin.weight) if project_first else X
-        for _ in range(self.K):
-            H = ops.spmm(A, H)
-        H = H if project_first else F.linear(H, self.lin.weight)
-        return H if self.lin.bias is None else H + self.lin.bias
-
-
-class APPNPConv(nn.Module):
-    """APPNP propagation (Gasteiger et al. 2019, https://arxiv.org/abs/1810.05997), no parameters.
-
-    ``H_0 = X``, ``H_{k+1} = (1 - alpha) A H_k + alpha X``, output ``H_K``. Edge weight: ``A[i, j]``
-    scales the message from j at every step; pass ``ops.gcn_norm(A)`` for the paper's A_hat.
-
-    Args:
-        K: propagation steps. alpha: teleport (restart) probability.
-
-    Shapes:
-        A: (N, N) square, values (nnz,). X: (N, F). Output: (N, F).
-    """
-
-    def __init__(self, K: int = 10, alpha: float = 0.1):
-        super().__init__()
-        self.K, self.alpha = K, alpha
-
-    def reset_parameters(self) -> None:
-        """No parameters."""
-
-    def extra_repr(self) -> str:
-        return f"K={self.K}, alpha={self.alpha}"
-
-    def forward(self, A: SparseMatrix, X: Tensor) -> Tensor:
-        check_input("APPNPConv", A, X, X.shape[-1] if isinstance(X, Tensor) else -1, square=True)
-        _scalar_weights("APPNPConv", A)
-        H = X
-        for _ in range(self.K):
-            H = (1 - self.alpha) * ops.spmm(A, H) + self.alpha * X
-        return H
-
-
-class ChebConv(nn.Module):
-    """Chebyshev spectral convolution (Defferrard et al. 2016, https://arxiv.org/abs/1606.09375).
-
-    ``H = sum_{k<K} T_k(L) X W_k + b`` with ``T_0 = X``, ``T_1 = L X``, ``T_k = 2 L T_{k-1} - T_{k-2}``.
-    ``L`` is the scaled Laplacian from ``ops.scaled_laplacian(A)`` (weighted degrees), so an edge weight
-    enters through L's entries ``-(2 / lambda_max) a_ij / sqrt(d_i d_j)``. ``K`` counts the terms T_0..T_{K-1}
-    (DGL's and PyG's convention; Kipf & Welling's "K = 3" is K=4 here). W_0..W_{K-1} are stored stacked
-    in one Linear on ``[T_0 | ... | T_{K-1}]`` (DGL's layout).
-
-    Args:
-        in_dim, out_dim: feature sizes. K: number of Chebyshev terms (>= 1). bias: learnable bias.
-
-    Shapes:
-        A (= L): (N, N) square, values (nnz,). X: (N, in_dim). Output: (N, out_dim).
-    """
-
-    def __init__(self, in_dim: int, out_dim: int, K: int = 2, bias: bool = True):
-        super().__init__()
-        if K < 1:
-            raise ConfigError(f"ChebConv: expected K >= 1 Chebyshev terms, got K={K}")
-        self.in_dim, self.out_dim, self.K = in_dim, out_dim, K
-        self.lin = nn.Linear(K * in_dim, out_dim, bias=bias)
-
-    def reset_parameters(self) -> None:
-        self.lin.reset_parameters()
-
-    def extra_repr(self) -> str:
-        return f"{self.in_dim}, {self.out_dim}, K={self.K}"
-
-    def forward(self, L: SparseMatrix, X: Tensor) -> Tensor:
-        check_input("ChebConv", L, X, self.in_dim, square=True)
-        _scalar_weights("ChebConv", L)
-        T = [X]
-        if self.K > 1:
-            T.append(ops.spmm(L, X))
-        for _ in range(2, self.K):
-            T.append(2 * ops.spmm(L, T[-1]) - T[-2])
-        return self.lin(torch.cat(T, 1))  # (N, K * in_dim) -> (N, out_dim)
 
 
 class EdgeFeatConv(nn.Module):
@@ -530,7 +257,7 @@ class EdgeFeatConv(nn.Module):
 
     def forward(self, A: SparseMatrix, X: Tensor, edge_feat: Tensor | None = None) -> Tensor:
         check_input("EdgeFeatConv", A, X, self.in_dim, dst_first=self.lin_root is not None)
-        a = _scalar_weights("EdgeFeatConv", A)
+        a = scalar_weights("EdgeFeatConv", A)
         if edge_feat is None and self.edge_dim != 1:
             raise GraphError(
                 f"EdgeFeatConv: expected edge_feat of shape (nnz={A.nnz}, {self.edge_dim}), got None"
@@ -552,37 +279,3 @@ class EdgeFeatConv(nn.Module):
         if self.lin_root is not None:
             H = H + self.lin_root(dst_features(A, X))
         return H if self.bias is None else H + self.bias
-
-
-class LightGCNProp(nn.Module):
-    """LightGCN propagation (He et al. 2020, https://arxiv.org/abs/2002.02126), no parameters.
-
-    ``E_0 = X``, ``E_{k+1} = A E_k``, output ``mean(E_0, ..., E_K)``. Edge weight: ``A[i, j]`` scales the
-    message from j at every layer; pass ``ops.gcn_norm(A, self_loops=False)`` for the paper's
-    D^-1/2 A D^-1/2.
-
-    Args:
-        num_layers: K, the number of propagation steps.
-
-    Shapes:
-        A: (N, N) square, values (nnz,). X: (N, F). Output: (N, F).
-    """
-
-    def __init__(self, num_layers: int = 3):
-        super().__init__()
-        self.num_layers = num_layers
-
-    def reset_parameters(self) -> None:
-        """No parameters."""
-
-    def extra_repr(self) -> str:
-        return f"num_layers={self.num_layers}"
-
-    def forward(self, A: SparseMatrix, X: Tensor) -> Tensor:
-        check_input("LightGCNProp", A, X, X.shape[-1] if isinstance(X, Tensor) else -1, square=True)
-        _scalar_weights("LightGCNProp", A)
-        H, total = X, X
-        for _ in range(self.num_layers):
-            H = ops.spmm(A, H)
-            total = total + H
-        return total / (self.num_layers + 1)

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from graphnet import ops
 from graphnet.errors import ConfigError, GraphError
-from graphnet.nn.conv import _scalar_weights, check_input, dst_features
+from graphnet.nn.inputs import check_input, dst_features, scalar_weights
 
 
 def check_edge_type(
@@ -53,7 +53,7 @@ def relation_norm(A: SparseMatrix, edge_type: Tensor) -> SparseMatrix:
         A: (N_dst, N_src), values (nnz,). edge_type: (nnz,). Output: same sparsity as A.
     """
     edge_type = check_edge_type("relation_norm", A, edge_type, None)
-    a = _scalar_weights("relation_norm", A)
+    a = scalar_weights("relation_norm", A)
     # unique over (dst, relation) pairs instead of an (N * R) table: KGs have many relations
     key = A.row * (int(edge_type.max()) + 1 if A.nnz else 1) + edge_type
     _, group = torch.unique(key, return_inverse=True)
@@ -193,7 +193,7 @@ class RelGraphConv(nn.Module):
     def forward(self, A: SparseMatrix, X: Tensor, edge_type: Tensor | None = None) -> Tensor:
         # with a self-loop, a block must list its destination nodes first (the loop reads X[:N_dst])
         check_input("RelGraphConv", A, X, self.in_dim, dst_first=self.loop_weight is not None)
-        a = _scalar_weights("RelGraphConv", A)
+        a = scalar_weights("RelGraphConv", A)
         etype = check_edge_type("RelGraphConv", A, edge_type, self.num_relations)
         if A.nnz == 0:
             H = X.new_zeros(A.shape[0], self.out_dim)
