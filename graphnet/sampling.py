@@ -28,6 +28,8 @@ reproducible under ``dgl.seed`` with more than one OpenMP thread (measured: diff
 with 2 threads, identical with 1), which would break seeded, resumable training. The semantics match
 ``dgl.sampling.sample_neighbors(edge_dir="in")``: uniform without replacement over the in-edges
 (parallel edges count separately), all of them when the degree is at most the fanout or the fanout is -1.
+``graphnet.sampling_dgl.DGLNeighborSampler`` (``task.sampler = "dgl"``) runs DGL's own sampler behind the
+same interface, for users who want it (repeatable only with one OpenMP thread).
 
 Model protocol for sampled training and layer-wise inference (a GNN stack of L layers):
     ``model.num_layers: int``;

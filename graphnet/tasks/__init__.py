@@ -110,15 +110,24 @@ class NodeEncoder(nn.Module):
         return table.weight
 
 
-def make_sampler(task: str, encoder: NodeEncoder, model_name: str, fanouts: list[int] | None,
-                 infer_batch_size: int | None = None) -> Any:
-    """``graphnet.sampling.NeighborSampler(fanouts)`` for a model that runs on blocks; None without fanouts.
+SAMPLERS = ("graphnet", "dgl")
 
-    ConfigError when sampled training (``task.fanouts``) or layer-wise inference (``task.infer_batch_size``)
-    is asked of a model that propagates over the full graph (SGC, APPNP, Cheb, LightGCN, MF, ...), or when
-    ``task.fanouts`` does not give one fanout per layer.
+
+def make_sampler(task: str, encoder: NodeEncoder, model_name: str, fanouts: list[int] | None,
+                 infer_batch_size: int | None = None, sampler: str = "graphnet") -> Any:
+    """The neighbour sampler for a model that runs on blocks; None without fanouts.
+
+    ``sampler``: "graphnet" (``graphnet.sampling.NeighborSampler``, seeded by the run on any number of
+    threads) or "dgl" (``graphnet.sampling_dgl.DGLNeighborSampler``: dgl.dataloading's sampler, repeatable
+    only with one OpenMP thread). ConfigError when sampled training (``task.fanouts``) or layer-wise
+    inference (``task.infer_batch_size``) is asked of a model that propagates over the full graph (SGC,
+    APPNP, Cheb, LightGCN, MF, ...), when ``task.fanouts`` does not give one fanout per layer, or for an
+    unknown ``task.sampler``.
     """
     from graphnet.sampling import NeighborSampler
+
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"task.sampler: expected one of {', '.join(map(repr, SAMPLERS))}, got {sampler!r}")
 
     for key, value in (("fanouts", fanouts), ("infer_batch_size", infer_batch_size)):
         if value is not None and not encoder.supports_blocks:
@@ -130,6 +139,8 @@ def make_sampler(task: str, encoder: NodeEncoder, model_name: str, fanouts: list
     if not isinstance(fanouts, (list, tuple)) or len(fanouts) != encoder.model.num_layers:
         raise ConfigError(f"task.fanouts: expected one fanout per layer ({encoder.model.num_layers} for "
                           f"{model_name!r}, input layer first, -1 = all in-edges), got {fanouts!r}")
+    if sampler == "dgl":
+        from graphnet.sampling_dgl import DGLNeighborSampler as NeighborSampler  # noqa: N814
     try:
         return NeighborSampler(list(fanouts))
     except ConfigError as e:

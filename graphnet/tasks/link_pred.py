@@ -76,6 +76,8 @@ class LinkPrediction:
             "reverse" (u->v and v->u, for undirected graphs; DGL's exclude="reverse_id"), "self" or None.
         infer_batch_size: nodes per step of layer-wise full-neighbour inference of the node representations
             in evaluation; None = one full-graph forward.
+        sampler: "graphnet" (default) or "dgl" (dgl.dataloading's NeighborSampler with the same exclusion;
+            repeatable only with OMP_NUM_THREADS=1).
         eval_batch_size: pairs scored at once in evaluation.
         hits_k: K values for Hits@K with shared negatives.
         mlp_hidden_dim, mlp_num_layers, mlp_dropout: the "mlp" decoder.
@@ -92,7 +94,8 @@ class LinkPrediction:
                  hits_k: list[int] | tuple = (20, 50, 100),
                  mlp_hidden_dim: int = 256, mlp_num_layers: int = 3, mlp_dropout: float = 0.0,
                  val_frac: float = 0.05, test_frac: float = 0.1, fanouts: list[int] | None = None,
-                 exclude: str | None = "reverse", infer_batch_size: int | None = None):
+                 exclude: str | None = "reverse", infer_batch_size: int | None = None,
+                 sampler: str = "graphnet"):
         if decoder not in PAIR_SCORERS:
             raise ConfigError(f"task.decoder: expected one of {sorted(PAIR_SCORERS)} for task 'link', "
                               f"got {decoder!r}")
@@ -106,6 +109,7 @@ class LinkPrediction:
             raise ConfigError(f"task.exclude: expected 'reverse', 'self' or none, got {exclude!r}")
         check_batch_size("task.infer_batch_size", infer_batch_size)
         self.fanouts, self.exclude, self.infer_batch_size = fanouts, exclude, infer_batch_size
+        self.sampler_name = sampler
         self.sampler = None
         self.monitor = "val_roc_auc"
         self.ogb_name: str | None = None
@@ -135,7 +139,8 @@ class LinkPrediction:
         self._known = torch.unique(src * n + dst)
         encoder, graph = make_encoder("link", graph, model_name, model_kwargs, self.out_dim, self.emb_dim,
                                       self.valid_models(), seed)
-        self.sampler = make_sampler("link", encoder, model_name, self.fanouts, self.infer_batch_size)
+        self.sampler = make_sampler("link", encoder, model_name, self.fanouts, self.infer_batch_size,
+                                    self.sampler_name)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)
             if self.decoder == "mlp":

@@ -48,6 +48,8 @@ class NodeClassification:
         emb_dim: width of the learnable input embedding for graphs without X.
         fanouts: per-layer neighbour fanouts for sampled training; None = full batch.
         infer_batch_size: nodes per step of layer-wise inference in evaluation; None = full batch.
+        sampler: "graphnet" (default; repeatable on any number of threads) or "dgl" (dgl.dataloading's
+            NeighborSampler, ``graphnet.sampling_dgl``; repeatable only with OMP_NUM_THREADS=1).
     Metrics: {"accuracy", "loss"} (loss = mean cross-entropy on the split).
     """
 
@@ -55,11 +57,11 @@ class NodeClassification:
     higher_is_better = True
 
     def __init__(self, batch_size: int | None = None, emb_dim: int = 64, fanouts: list[int] | None = None,
-                 infer_batch_size: int | None = None):
+                 infer_batch_size: int | None = None, sampler: str = "graphnet"):
         check_batch_size("task.batch_size", batch_size)
         check_batch_size("task.infer_batch_size", infer_batch_size)
         self.batch_size, self.emb_dim = batch_size, emb_dim
-        self.fanouts, self.infer_batch_size = fanouts, infer_batch_size
+        self.fanouts, self.infer_batch_size, self.sampler_name = fanouts, infer_batch_size, sampler
         self.sampler = None
         self.monitor = "val_accuracy"
 
@@ -81,7 +83,8 @@ class NodeClassification:
         num_classes = int(y.max()) + 1
         model, graph = make_encoder("node", graph, model_name, model_kwargs, num_classes, self.emb_dim,
                                     self.valid_models(), seed)
-        self.sampler = make_sampler("node", model, model_name, self.fanouts, self.infer_batch_size)
+        self.sampler = make_sampler("node", model, model_name, self.fanouts, self.infer_batch_size,
+                                    self.sampler_name)
         return model, graph
 
     def batches(self, model: nn.Module, graph: Graph, epoch: int,
