@@ -7,6 +7,7 @@ end to end through ``graphnet run``'s config.
 """
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -57,12 +58,24 @@ def test_full_fanout_forward_equals_full_graph_forward():
     torch.testing.assert_close(out, model(ref.blocks, X[ref.input_nodes]), rtol=0, atol=1e-10)
 
 
+# DGL takes a different (fused) sampling path with more than one OpenMP thread: check both.
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("exclude", ["reverse", "self"])
-def test_link_batches_never_pass_messages_over_their_positives(exclude):
+def test_link_batches_never_pass_messages_over_their_positives(exclude, threads):
+    from dgl.utils import get_num_threads, set_num_threads
+
     A = random_graph(n=40, m=300, seed=3, symmetric=True)
     pos = torch.stack([A.col[:12], A.row[:12]], 1)  # 12 existing edges src -> dst
     neg = torch.tensor([[0, 1], [2, 3]])
-    mb = DGLNeighborSampler([-1, -1]).sample_edges(A, pos, torch.Generator().manual_seed(0), neg, exclude)
+    old = get_num_threads()
+    set_num_threads(threads)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "will not repeat" with 2 threads: expected here
+            sampler = DGLNeighborSampler([-1, -1])
+        mb = sampler.sample_edges(A, pos, torch.Generator().manual_seed(0), neg, exclude)
+    finally:
+        set_num_threads(old)
     banned = {(int(u), int(v)) for u, v in pos}
     if exclude == "reverse":
         banned |= {(v, u) for u, v in banned}
