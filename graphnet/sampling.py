@@ -175,9 +175,7 @@ class NeighborSampler:
         Shapes: blocks[l] (len(nodes[l+1]), len(nodes[l])); nodes[-1] == seeds.
         """
         _require_square(A, "NeighborSampler.sample")
-        seeds = seeds.to(A.device).long()
-        if seeds.numel() != torch.unique(seeds).numel():
-            raise GraphError(f"seeds: expected unique node ids, got {seeds.numel()} ids with duplicates")
+        seeds = unique_seeds(seeds, A.device)
         blocks, eids, nodes = [], [], [seeds]
         for fanout in reversed(self.fanouts):
             block, eid, src = _sample_layer(
@@ -226,6 +224,14 @@ class NeighborSampler:
         mb = self.sample(A, seeds, generator, excl)
         local = lambda p: None if p is None else torch.searchsorted(seeds, p)  # noqa: E731  seeds sorted
         return EdgeMiniBatch(mb.blocks, mb.eids, mb.nodes, pos=local(pos), neg=local(neg))
+
+
+def unique_seeds(seeds: Tensor, device: torch.device) -> Tensor:
+    """``seeds`` as int64 on ``device``; GraphError if an id repeats (a block row per seed)."""
+    seeds = seeds.to(device).long()
+    if seeds.numel() != torch.unique(seeds).numel():
+        raise GraphError(f"seeds: expected unique node ids, got {seeds.numel()} ids with duplicates")
+    return seeds
 
 
 def edge_ids(A: SparseMatrix, src: Tensor, dst: Tensor) -> Tensor:

@@ -27,7 +27,7 @@ from dgl.utils import get_num_threads
 from torch import Tensor
 
 from graphnet.errors import GraphError
-from graphnet.sampling import MiniBatch, NeighborSampler
+from graphnet.sampling import MiniBatch, NeighborSampler, unique_seeds
 
 _GRAPH_ATTR = "_graphnet_dgl_graph"  # the DGLGraph view of A, cached on the matrix object
 
@@ -75,9 +75,7 @@ class DGLNeighborSampler(NeighborSampler):
         exclude_eids: Tensor | None = None,
     ) -> MiniBatch:
         """The L blocks that compute the seeds' outputs (see graphnet.sampling.NeighborSampler.sample)."""
-        seeds = seeds.to(A.device).long()
-        if seeds.numel() != torch.unique(seeds).numel():
-            raise GraphError(f"seeds: expected unique node ids, got {seeds.numel()} ids with duplicates")
+        seeds = unique_seeds(seeds, A.device)
         if generator is not None:
             dgl.seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device)))
         excl = None if exclude_eids is None or exclude_eids.numel() == 0 else exclude_eids.to(A.device)
