@@ -256,7 +256,8 @@ def main() -> None:
         "- every contender: same data, batches, loss code (the graphnet task's), decoder, embeddings and "
         "initial weights; only the GNN encoder differs. 'initial loss (eval)' is the loss of the first "
         "batch before training without dropout: equal values show the encoders compute the same model.",
-        "- the machine is shared (other jobs running): compare ratios within a table, not absolute times",
+        "- this machine is shared with other jobs at times (load averages are recorded above and per table): "
+        "compare ratios within a table, not absolute times",
         "- time / graphnet's > 1 means graphnet is faster",
         "",
     ]

@@ -268,7 +268,8 @@ def main() -> None:
     head += common.machine_header(args.threads, bandwidth, load_before, common.uptime())
     head += [
         f"- rounds: {args.rounds} timed calls per contender after 1 warm-up, round-robin in one process",
-        "- the machine is shared (other jobs running): compare ratios within a table, not absolute times",
+        "- this machine is shared with other jobs at times (load averages are recorded above and per table): "
+        "compare ratios within a table, not absolute times",
         "",
     ]
     common.write_report(args.out, "\n".join(head + body) + "\n")
