@@ -135,3 +135,6 @@ def test_task_sampler_dgl_runs_through_the_config(tmp_path, monkeypatch):
     bad = from_dict({**cfg.to_dict(), "task": {"name": "node", "fanouts": [5, 5], "sampler": "pyg"}})
     with pytest.raises(ConfigError, match="task.sampler"):
         run(bad, out=tmp_path / "runs", progress=False)
+    no_fanouts = from_dict({**cfg.to_dict(), "task": {"name": "node", "sampler": "dgl"}})
+    with pytest.raises(ConfigError, match="task.sampler = 'dgl' applies to sampled training only"):
+        run(no_fanouts, out=tmp_path / "runs", progress=False)

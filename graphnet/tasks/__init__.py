@@ -121,8 +121,8 @@ def make_sampler(task: str, encoder: NodeEncoder, model_name: str, fanouts: list
     threads) or "dgl" (``graphnet.sampling_dgl.DGLNeighborSampler``: dgl.dataloading's sampler, repeatable
     only with one OpenMP thread). ConfigError when sampled training (``task.fanouts``) or layer-wise
     inference (``task.infer_batch_size``) is asked of a model that propagates over the full graph (SGC,
-    APPNP, Cheb, LightGCN, MF, ...), when ``task.fanouts`` does not give one fanout per layer, or for an
-    unknown ``task.sampler``.
+    APPNP, Cheb, LightGCN, MF, ...), when ``task.fanouts`` does not give one fanout per layer, for an
+    unknown ``task.sampler``, or for ``sampler="dgl"`` without fanouts (it would be silently ignored).
     """
     from graphnet.sampling import NeighborSampler
 
@@ -135,6 +135,10 @@ def make_sampler(task: str, encoder: NodeEncoder, model_name: str, fanouts: list
             raise ConfigError(f"task.{key}: model {model_name!r} (task {task!r}) propagates over the whole "
                               f"graph, not layer by layer on blocks; models that can: {', '.join(ok)}")
     if fanouts is None:
+        if sampler != "graphnet":
+            # Without fanouts there is nothing to sample; silently training full-batch would hide a typo.
+            raise ConfigError(f"task.sampler = {sampler!r} applies to sampled training only: set task.fanouts "
+                              f"(one fanout per layer) or drop task.sampler")
         return None
     if not isinstance(fanouts, (list, tuple)) or len(fanouts) != encoder.model.num_layers:
         raise ConfigError(f"task.fanouts: expected one fanout per layer ({encoder.model.num_layers} for "
