@@ -62,6 +62,50 @@ def test_table_statistics_are_unbiased_std():
     assert fmt([0.5], 1.0) == "0.5000 (n=1)"
 
 
+def test_ledger_ingests_runs_and_update_rewrites_only_their_rows(tmp_path):
+    """A logged run becomes a ledger line with every seed's metrics; --update rewrites that row's table and
+    command lines from the ledger and keeps every other row's line verbatim."""
+    import json
+
+    mt = _module("make_table")
+    run_dir = tmp_path / "cora_gcn" / "run-1"
+    for seed, acc, epochs in ((0, 0.80, 200), (1, 0.84, 150)):
+        (run_dir / f"seed-{seed}").mkdir(parents=True)
+        (run_dir / f"seed-{seed}" / "results.json").write_text(
+            json.dumps({"metrics": {"test_accuracy": acc}, "epochs_run": epochs}))
+    machine = {"cpu": "test cpu", "cores": 2, "os": "linux"}
+    log = tmp_path / "log.jsonl"
+    recs = [{"row": "cora_gcn", "command": "python -m graphnet run x", "run_dir": str(run_dir),
+             "wall_s": 90.0, "started": "2026-12-06T03:00:00+00:00", "threads": 1, "machine": machine,
+             "returncode": 0},
+            {"row": "cora_gat", "command": "y", "run_dir": None, "wall_s": 1.0, "returncode": 2}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    ledger = tmp_path / "ledger.jsonl"
+    assert mt.ingest(log, ledger) == ["cora_gcn"]
+    assert mt.ingest(log, ledger) == []  # idempotent: the run is already there
+    (entry,) = mt.read_jsonl(ledger)
+    assert [r["metrics"]["test_accuracy"] for r in entry["runs"]] == [0.80, 0.84]
+
+    results = tmp_path / "RESULTS.md"
+    old_gat = ("| Cora (public split) | GAT | test_accuracy | accuracy 83.03 ± 0.79 (n=10) | 83.0 (src) |"
+               " – | 527–885 | 6.9 min |")
+    results.write_text("\n".join([
+        "# t", "", mt.TABLE_HEADER + " ours | ref | ex | epochs run | wall time |", "|---|", old_gat, "",
+        "- `cora_gcn`: old gcn command", "- `cora_gat`: old gat command", "", "tail"]))
+    lines, records = mt.build(ledger)
+    mt.update(results, lines, records)
+    text = results.read_text().split("\n")
+    gcn = next(ln for ln in text if ln.startswith("| Cora (public split) | GCN |"))
+    # mean 82.00, unbiased std sqrt((2^2 + 2^2) / 1) = 2.83; epochs 150-200; 90 s = 1.5 min
+    assert "accuracy 82.00 ± 2.83 (n=2)" in gcn and "| 150–200 | 1.5 min |" in gcn
+    assert old_gat in text  # no ledger entry: kept as it was
+    assert sum("| not run |" in ln for ln in text) == len(mt.ROWS) - 2
+    assert "- `cora_gat`: old gat command" in text
+    new_cmd = next(ln for ln in text if ln.startswith("- `cora_gcn`:"))
+    assert "python -m graphnet run x" in new_cmd and str(run_dir) in new_cmd and "test cpu" in new_cmd
+    assert text[-1] == "tail"
+
+
 # ------------------------------------------------------------------------------------- smoke runs
 def _run(raw: dict, tmp_path: Path, seeds: int = 1) -> dict:
     summary = run(

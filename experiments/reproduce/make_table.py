@@ -1,25 +1,36 @@
-"""Build the reproduction table (experiments/RESULTS.md) from the runs that run_all.py logged.
+"""Build the reproduction table (experiments/RESULTS.md) from the committed ledger of reproduction runs.
 
 Usage (from the repository root)::
 
-    python experiments/reproduce/make_table.py [--out experiments/runs/reproduce] [--json]
+    python experiments/reproduce/make_table.py --ingest                       # log.jsonl -> ledger
+    python experiments/reproduce/make_table.py --update experiments/RESULTS.md  # rewrite the table in place
+    python experiments/reproduce/make_table.py [--json]                       # print table (or records)
 
-For each row in ROWS it takes the newest successful run in ``OUT/log.jsonl``, reads that run's summary.json
-(and its seeds' results.json for the epochs actually run) and prints one table line: ours as mean ± unbiased
-std over the seeds (for a [sweep] over data splits: over every split x seed run), the reference with its
-source, DGL's / PyG's example numbers where known, epochs, wall time. Rows without a run are listed as
-"not run". Nothing here is typed in by hand except the reference values and their sources.
+Run directories (``experiments/runs/``) are gitignored and do not survive a fresh checkout, so the numbers
+behind the table live in ``experiments/reproduce/ledger.jsonl`` (committed): one line per finished
+reproduction with its command, run dir, wall time, machine and every run's final metrics and epochs.
+``--ingest`` appends a ledger line for each successful run in ``OUT/log.jsonl`` (run_all.py's log) that the
+ledger does not hold yet, read from that run's ``results.json`` files. For each row the table takes the
+newest ledger line: ours as mean ± unbiased std over the seeds (for a [sweep] over data splits: over every
+split x seed run), the reference with its source, DGL's / PyG's example numbers where known, epochs, wall
+time. ``--update`` replaces the table and command list of a RESULTS.md, keeping the old line of any row
+the ledger has no entry for (rows run before the ledger existed). Nothing here is typed in by hand except
+the reference values and their sources.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+LEDGER = ROOT / "experiments" / "reproduce" / "ledger.jsonl"
+TABLE_HEADER = "| dataset | model | metric |"
 DGL_GCN = "DGL examples/pytorch/gcn README"
 DGL_GAT = "DGL examples/pytorch/gat README (300 epochs)"
 DGL_SGC = "DGL examples/pytorch/sgc README"
@@ -28,6 +39,8 @@ KIPF = "Kipf & Welling, ICLR 2017"
 CONVE = "Dettmers et al., AAAI 2018"
 CONVE_README = "TimDettmers/ConvE README"
 CONVE_NA = f"{CONVE} DistMult/ComplEx table not retrievable here"
+# OGB's leaderboard entries for ddi GCN / SAGE are its own example, written with PyG's GCNConv / SAGEConv.
+OGB_DDI_PYG = "PyG: the reference itself (OGB example snap-stanford/ogb examples/linkproppred/ddi/gnn.py)"
 
 
 def row(name, dataset, model, metrics, ref="", source="", dgl="", pyg="", scale=100.0):
@@ -132,6 +145,7 @@ ROWS = [
         KG,
         "MRR 24.8, H@10 41.4",
         "Schlichtkrull et al., ESWC 2018, as cited in issue 5",
+        "MRR 20.44 (DGL examples/pytorch/rgcn README, filtered; no Hits@10 given)",
     ),
     row(
         "ml-100k_gcmc",
@@ -140,6 +154,7 @@ ROWS = [
         ["test_rmse"],
         "0.910",
         "van den Berg et al., 2017, Table 3 (no side features)",
+        "0.9088 (DGL examples/pytorch/gcmc README, no features, full graph)",
         scale=1.0,
     ),
     row(
@@ -160,7 +175,8 @@ ROWS = [
         "He et al., SIGIR 2020, Table 3",
         scale=1.0,
     ),
-    row("ogbl-ddi_gcn", "ogbl-ddi", "GCN", ["test_hits@20"], "37.07 ± 5.07", "OGB leaderboard (GCN)"),
+    row("ogbl-ddi_gcn", "ogbl-ddi", "GCN", ["test_hits@20"], "37.07 ± 5.07", "OGB leaderboard (GCN)",
+        pyg=OGB_DDI_PYG),
     row(
         "ogbl-ddi_sage",
         "ogbl-ddi",
@@ -168,21 +184,21 @@ ROWS = [
         ["test_hits@20"],
         "53.90 ± 4.74",
         "OGB leaderboard (GraphSAGE)",
+        pyg=OGB_DDI_PYG,
     ),
 ]
 
 
-def latest_runs(log: Path) -> dict[str, dict]:
-    """row -> newest successful log record (later lines win)."""
-    out: dict[str, dict] = {}
-    if not log.is_file():
-        return out
-    for line in log.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        rec = json.loads(line)
-        if rec.get("returncode") == 0 and rec.get("run_dir"):
-            out[rec["row"]] = rec
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise SystemExit(f"{path}:{i}: not a JSON line ({e.msg})") from None
     return out
 
 
@@ -191,9 +207,45 @@ def seed_results(run_dir: Path) -> list[dict]:
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(run_dir.glob("**/seed-*/results.json"))]
 
 
-def values(run_dir: Path, key: str) -> list[float]:
-    """All per-run values of ``key`` (over seeds, and over sweep points)."""
-    return [r["metrics"][key] for r in seed_results(run_dir) if r["metrics"].get(key) is not None]
+def ingest(log: Path, ledger: Path = LEDGER) -> list[str]:
+    """Append a ledger line for every successful run in ``log`` that the ledger lacks; returns their rows.
+
+    A ledger line is the log record (row, command, run_dir, wall_s, started, threads, machine) plus
+    ``runs``: one {"path", "metrics", "epochs_run"} per results.json of the run, so the table can be rebuilt
+    without the (gitignored) run directory.
+    """
+    known = {e["run_dir"] for e in read_jsonl(ledger)}
+    added, lines = [], []
+    for rec in read_jsonl(log):
+        if rec.get("returncode") != 0 or not rec.get("run_dir") or rec["run_dir"] in known:
+            continue
+        run_dir = ROOT / rec["run_dir"]
+        files = sorted(run_dir.glob("**/seed-*/results.json"))
+        if not files:
+            raise SystemExit(f"{log}: run {rec['run_dir']} ({rec['row']}) has no seed-*/results.json")
+        runs = []
+        for f in files:
+            res = json.loads(f.read_text(encoding="utf-8"))
+            runs.append({"path": str(f.parent.relative_to(run_dir)), "metrics": res["metrics"],
+                         "epochs_run": res["epochs_run"]})
+        entry = {k: rec[k] for k in ("row", "command", "run_dir", "wall_s", "started", "threads", "machine")}
+        lines.append(json.dumps({**entry, "runs": runs}) + "\n")
+        known.add(rec["run_dir"])
+        added.append(rec["row"])
+    if lines:
+        with open(ledger, "a", encoding="utf-8") as f:
+            f.writelines(lines)
+    return added
+
+
+def latest_entries(ledger: Path = LEDGER) -> dict[str, dict]:
+    """row -> newest ledger line (later lines win)."""
+    return {e["row"]: e for e in read_jsonl(ledger)}
+
+
+def values(entry: dict, key: str) -> list[float]:
+    """All per-run values of ``key`` in a ledger line (over seeds, and over sweep points)."""
+    return [r["metrics"][key] for r in entry["runs"] if r["metrics"].get(key) is not None]
 
 
 def fmt(vals: list[float], scale: float) -> str:
@@ -206,70 +258,114 @@ def fmt(vals: list[float], scale: float) -> str:
     return f"{mean:.{digits}f} ± {statistics.stdev(vals) * scale:.{digits}f} (n={len(vals)})"
 
 
-def build(out: Path) -> tuple[str, list[dict]]:
-    runs = latest_runs(out / "log.jsonl")
-    lines = [
-        "| dataset | model | metric | ours: mean ± std (n runs) | reference (source) | DGL / PyG example |"
-        " epochs run | wall time |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    records = []
+def build(ledger: Path = LEDGER) -> tuple[dict[str, str], list[dict]]:
+    """row name -> table line (only rows with a ledger entry), and the per-row records."""
+    entries = latest_entries(ledger)
+    lines, records = {}, []
     for r in ROWS:
-        rec = runs.get(r["name"])
-        if rec is None:
-            lines.append(
-                f"| {r['dataset']} | {r['model']} | {', '.join(r['metrics'])} | not run | {r['ref']}"
-                f" ({r['source']}) | {r['dgl'] or '–'} | – | – |"
-            )
+        e = entries.get(r["name"])
+        if e is None:
             continue
-        run_dir = ROOT / rec["run_dir"]
-        res = seed_results(run_dir)
-        ours = "; ".join(
-            f"{k.removeprefix('test_')} {fmt(values(run_dir, k), r['scale'])}" for k in r["metrics"]
-        )
-        epochs = sorted({x["epochs_run"] for x in res})
+        ours = "; ".join(f"{k.removeprefix('test_')} {fmt(values(e, k), r['scale'])}" for k in r["metrics"])
+        epochs = sorted({x["epochs_run"] for x in e["runs"]})
         ep = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}–{epochs[-1]}"
         ref = f"{r['ref']} ({r['source']})" if r["source"] else r["ref"]
         example = " / ".join(x for x in (r["dgl"], r["pyg"]) if x) or "–"
-        lines.append(
+        lines[r["name"]] = (
             f"| {r['dataset']} | {r['model']} | {', '.join(r['metrics'])} | {ours} | {ref} | {example} |"
-            f" {ep} | {rec['wall_s'] / 60:.1f} min |"
+            f" {ep} | {e['wall_s'] / 60:.1f} min |"
         )
-        records.append(
-            {
-                **r,
-                "command": rec["command"],
-                "run_dir": rec["run_dir"],
-                "machine": rec["machine"],
-                "threads": rec.get("threads"),
-                "values": {k: values(run_dir, k) for k in r["metrics"]},
-            }
-        )
-    return "\n".join(lines) + "\n", records
+        records.append({**r, "command": e["command"], "run_dir": e["run_dir"], "machine": e["machine"],
+                        "threads": e.get("threads"), "started": e.get("started"),
+                        "values": {k: values(e, k) for k in r["metrics"]}})
+    return lines, records
 
 
-def commands(records: list[dict]) -> str:
-    out = []
-    for rec in records:
-        m = rec["machine"]
-        out.append(
-            f"- `{rec['name']}`: `DGLBACKEND=pytorch OMP_NUM_THREADS={rec['threads']} {rec['command']}`"
-            f" (run dir `{rec['run_dir']}`; {m['cpu']}, {m['cores']} cores shared with other jobs)"
-        )
+def table(lines: dict[str, str], old: dict[str, str] | None = None) -> str:
+    """The markdown table in ROWS order; rows without a new line keep ``old``'s line, else "not run"."""
+    out = [
+        f"{TABLE_HEADER} ours: mean ± std (n runs) | reference (source) | DGL / PyG example | epochs run |"
+        " wall time |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in ROWS:
+        line = lines.get(r["name"]) or (old or {}).get(r["name"])
+        if line is None:
+            ref = f"{r['ref']} ({r['source']})" if r["source"] else r["ref"]
+            line = (f"| {r['dataset']} | {r['model']} | {', '.join(r['metrics'])} | not run | {ref} |"
+                    " – | – | – |")
+        out.append(line)
     return "\n".join(out) + "\n"
+
+
+def command_line(rec: dict) -> str:
+    m = rec["machine"]
+    when = f"{rec['started']}; " if rec.get("started") else ""
+    return (f"- `{rec['name']}`: `DGLBACKEND=pytorch OMP_NUM_THREADS={rec['threads']} {rec['command']}`"
+            f" (run dir `{rec['run_dir']}`; {when}{m['cpu']}, {m['cores']} cores)")
+
+
+def update(results_md: Path, lines: dict[str, str], records: list[dict]) -> None:
+    """Rewrite the table block and the ``- `row`: ...`` command list of ``results_md`` in place (atomic).
+
+    Rows with a ledger entry get new lines; the others keep theirs. The table block runs from the header
+    line to the next blank line; the command list is the run of lines starting with "- `<row>`:".
+    """
+    text = results_md.read_text(encoding="utf-8").split("\n")
+    names = {r["name"] for r in ROWS}
+    by_dataset_model = {(r["dataset"], r["model"], ", ".join(r["metrics"])): r["name"] for r in ROWS}
+    try:
+        start = next(i for i, ln in enumerate(text) if ln.startswith(TABLE_HEADER))
+    except StopIteration:
+        raise SystemExit(f"{results_md}: no table starting with {TABLE_HEADER!r}") from None
+    end = next((i for i in range(start, len(text)) if not text[i].strip()), len(text))
+    old_lines = {}
+    for ln in text[start + 2:end]:
+        cells = [c.strip() for c in ln.strip("|").split("|")]
+        name = by_dataset_model.get(tuple(cells[:3]))
+        if name:
+            old_lines[name] = ln
+    new_table = table(lines, old_lines).rstrip("\n").split("\n")
+    text[start:end] = new_table
+
+    def cmd_row(ln: str) -> str | None:
+        name = ln[3:].split("`", 1)[0] if ln.startswith("- `") else None
+        return name if name in names else None
+
+    idx = [i for i, ln in enumerate(text) if cmd_row(ln)]
+    if idx:
+        first, last = idx[0], idx[-1]
+        old_cmds = {cmd_row(ln): ln for ln in text[first:last + 1] if cmd_row(ln)}
+        new_cmds = {rec["name"]: command_line(rec) for rec in records}
+        text[first:last + 1] = [new_cmds.get(r["name"]) or old_cmds[r["name"]]
+                                for r in ROWS if r["name"] in new_cmds or r["name"] in old_cmds]
+    fd, tmp = tempfile.mkstemp(dir=results_md.parent, prefix=f".{results_md.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(text))
+    os.replace(tmp, results_md)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="experiments/runs/reproduce", help="run_all.py's --out")
+    p.add_argument("--out", default="experiments/runs/reproduce", help="run_all.py's --out (for --ingest)")
+    p.add_argument("--ledger", default=str(LEDGER.relative_to(ROOT)), help="the committed ledger")
+    p.add_argument("--ingest", action="store_true", help="add OUT/log.jsonl's new runs to the ledger")
+    p.add_argument("--update", metavar="RESULTS_MD", help="rewrite this file's table and command list")
     p.add_argument("--json", action="store_true", help="print the per-row records as JSON instead")
     args = p.parse_args(argv)
-    table, records = build(ROOT / args.out)
-    if args.json:
+    ledger = ROOT / args.ledger
+    if args.ingest:
+        added = ingest(ROOT / args.out / "log.jsonl", ledger)
+        print(f"ledger {args.ledger}: {len(added)} new line(s){': ' if added else ''}{', '.join(added)}",
+              file=sys.stderr)
+    lines, records = build(ledger)
+    if args.update:
+        update(ROOT / args.update, lines, records)
+    elif args.json:
         print(json.dumps(records, indent=1))
     else:
-        print(table)
-        print(commands(records))
+        print(table(lines))
+        print("\n".join(command_line(rec) for rec in records))
     return 0
 
 

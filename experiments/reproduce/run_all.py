@@ -8,8 +8,9 @@ Usage (from the repository root)::
 Each row runs ``python -m graphnet run experiments/reproduce/<row>.toml --seeds N --out OUT --quiet`` plus the
 row's own ``--set`` overrides (ROWS below: shorter schedules where the machine cannot run the full one).
 One JSON line per finished command is appended to ``OUT/log.jsonl``: row, exact command, run directory,
-wall time, exit code and the machine. ``make_table.py`` reads that log and the runs' summary.json files
-and writes experiments/RESULTS.md.
+wall time, exit code and the machine. ``make_table.py --ingest --update experiments/RESULTS.md`` then copies
+each new run's per-seed metrics into the committed ledger (experiments/reproduce/ledger.jsonl: run
+directories are gitignored) and rewrites the table from it.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ ROWS: dict[str, tuple[int, list[str]]] = {
     "kinship_rgcn": (10, []),
     "amazon-photo_gcn": (1, []),  # the config's [sweep] over 10 data splits; 1 init per split
     "amazon-photo_mlp": (1, []),
-    "facebook_gcn": (2, []),
-    "facebook_mlp": (1, []),  # 2 would not fit in this session's compute budget
-    "ml-100k_gcmc": (1, []),
+    "facebook_gcn": (10, []),
+    "facebook_mlp": (10, []),
+    "ml-100k_gcmc": (10, []),
     "ogbl-ddi_gcn": (1, []),
     "ogbl-ddi_sage": (1, []),
     "fb15k-237_distmult": (1, []),
