@@ -59,6 +59,7 @@ def run(cfg: ExperimentConfig | None, out: str | Path = DEFAULT_OUT, seeds: int 
             their checkpoint (or start). ``cfg``, if given, must equal the stored config (device aside).
         progress: tqdm bars (None: only on a terminal).
     """
+    git_state()  # cached now: results.json must name the code this process started with, not a later HEAD
     if seeds is not None:
         if cfg is None or seeds < 1:
             raise ConfigError(f"--seeds: expected N >= 1 with a config, got {seeds}")
@@ -235,7 +236,11 @@ def versions() -> dict[str, str | None]:
 
 @functools.cache
 def git_state() -> tuple[str | None, bool | None]:
-    """(HEAD commit, any uncommitted changes) of graphnet's git checkout; (None, None) outside git."""
+    """(HEAD commit, any uncommitted changes) of graphnet's git checkout; (None, None) outside git.
+
+    Cached: the first call (at the start of ``run``) fixes the answer for the process, so a commit made
+    while a long run trains is not attributed to it.
+    """
     here = Path(__file__).resolve().parent
     try:
         git = ["git", "-C", str(here)]

@@ -72,7 +72,8 @@ def test_ledger_ingests_runs_and_update_rewrites_only_their_rows(tmp_path):
     for seed, acc, epochs in ((0, 0.80, 200), (1, 0.84, 150)):
         (run_dir / f"seed-{seed}").mkdir(parents=True)
         (run_dir / f"seed-{seed}" / "results.json").write_text(
-            json.dumps({"metrics": {"test_accuracy": acc}, "epochs_run": epochs}))
+            json.dumps({"metrics": {"test_accuracy": acc}, "epochs_run": epochs, "git_commit": "abc123",
+                        "git_dirty": False}))
     machine = {"cpu": "test cpu", "cores": 2, "os": "linux"}
     log = tmp_path / "log.jsonl"
     recs = [{"row": "cora_gcn", "command": "python -m graphnet run x", "run_dir": str(run_dir),
@@ -85,6 +86,7 @@ def test_ledger_ingests_runs_and_update_rewrites_only_their_rows(tmp_path):
     assert mt.ingest(log, ledger) == []  # idempotent: the run is already there
     (entry,) = mt.read_jsonl(ledger)
     assert [r["metrics"]["test_accuracy"] for r in entry["runs"]] == [0.80, 0.84]
+    assert {(r["git_commit"], r["git_dirty"]) for r in entry["runs"]} == {("abc123", False)}
 
     results = tmp_path / "RESULTS.md"
     old_gat = ("| Cora (public split) | GAT | test_accuracy | accuracy 83.03 ± 0.79 (n=10) | 83.0 (src) |"

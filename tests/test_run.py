@@ -69,6 +69,40 @@ def check_run_dir(run_dir: Path, seeds: list[int]) -> list[dict]:
     return results
 
 
+def test_results_name_the_commit_the_run_started_with(tmp_path, monkeypatch):
+    """A commit made while a run trains (HEAD moves) must not be recorded as the code the run ran."""
+    import subprocess
+
+    import graphnet.run as run_mod
+    from graphnet.train import Trainer
+
+    head = {"sha": "a" * 40}
+    real_run, real_fit = subprocess.run, Trainer.fit
+
+    def fake_git(cmd, *args, **kwargs):
+        if cmd[:1] == ["git"] and "rev-parse" in cmd:
+            return subprocess.CompletedProcess(cmd, 0, stdout=head["sha"] + "\n", stderr="")
+        if cmd[:1] == ["git"] and "status" in cmd:
+            return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
+        return real_run(cmd, *args, **kwargs)
+
+    def fit_then_commit(self, *args, **kwargs):
+        out = real_fit(self, *args, **kwargs)
+        head["sha"] = "b" * 40  # somebody commits while the run is still going
+        return out
+
+    monkeypatch.setattr(run_mod.subprocess, "run", fake_git)
+    monkeypatch.setattr(Trainer, "fit", fit_then_commit)
+    run_mod.git_state.cache_clear()
+    try:
+        summary = run(karate(), out=tmp_path, seeds=2)
+    finally:
+        run_mod.git_state.cache_clear()
+    for s in (0, 1):
+        r = read_json(Path(summary["run_dir"]) / f"seed-{s}" / "results.json")
+        assert (r["git_commit"], r["git_dirty"]) == ("a" * 40, False)
+
+
 def test_run_layout_schema_and_summary(tmp_path):
     cfg = karate()
     summary = run(cfg, out=tmp_path, seeds=3)

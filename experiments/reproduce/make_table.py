@@ -210,9 +210,10 @@ def seed_results(run_dir: Path) -> list[dict]:
 def ingest(log: Path, ledger: Path = LEDGER) -> list[str]:
     """Append a ledger line for every successful run in ``log`` that the ledger lacks; returns their rows.
 
-    A ledger line is the log record (row, command, run_dir, wall_s, started, threads, machine, code) plus
-    ``runs``: one {"path", "metrics", "epochs_run"} per results.json of the run, so the table can be rebuilt
-    without the (gitignored) run directory.
+    A ledger line is the log record (row, command, run_dir, wall_s, started, threads, machine) plus
+    ``runs``: one {"path", "metrics", "epochs_run", "git_commit", "git_dirty"} per results.json of the run
+    (the code each seed ran, as the runner recorded it), so the table can be rebuilt without the
+    (gitignored) run directory.
     """
     known = {e["run_dir"] for e in read_jsonl(ledger)}
     added, lines = [], []
@@ -227,9 +228,9 @@ def ingest(log: Path, ledger: Path = LEDGER) -> list[str]:
         for f in files:
             res = json.loads(f.read_text(encoding="utf-8"))
             runs.append({"path": str(f.parent.relative_to(run_dir)), "metrics": res["metrics"],
-                         "epochs_run": res["epochs_run"]})
-        keys = ("row", "command", "run_dir", "wall_s", "started", "threads", "machine", "code")
-        entry = {k: rec[k] for k in keys if k in rec}
+                         "epochs_run": res["epochs_run"], "git_commit": res.get("git_commit"),
+                         "git_dirty": res.get("git_dirty")})
+        entry = {k: rec[k] for k in ("row", "command", "run_dir", "wall_s", "started", "threads", "machine")}
         lines.append(json.dumps({**entry, "runs": runs}) + "\n")
         known.add(rec["run_dir"])
         added.append(rec["row"])

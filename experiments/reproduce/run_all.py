@@ -8,8 +8,7 @@ Usage (from the repository root)::
 Each row runs ``python -m graphnet run experiments/reproduce/<row>.toml --seeds N --out OUT --quiet`` plus the
 row's own ``--set`` overrides (ROWS below: shorter schedules where the machine cannot run the full one).
 One JSON line per finished command is appended to ``OUT/log.jsonl``: row, exact command, run directory,
-wall time, exit code, the machine and the code (git commit; "+dirty" with uncommitted library or config
-changes).
+wall time, exit code and the machine (each seed's results.json records the git commit and dirty flag).
 ``make_table.py --ingest --update experiments/RESULTS.md`` then copies each new run's per-seed metrics into
 the committed ledger (experiments/reproduce/ledger.jsonl: run directories are gitignored) and rewrites the
 table from it.
@@ -82,20 +81,6 @@ def machine() -> dict[str, object]:
     return {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(terse=True)}
 
 
-def code_version() -> str:
-    """The checkout's commit, "+dirty" when the library, a config or the lock differ from it ("unknown"
-    outside git). Other files (RESULTS.md, the ledger) do not change what a run computes."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "graphnet",
-                                "experiments/reproduce/*.toml", "requirements.lock"],
-                               cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty else "")
-
-
 def command(row: str, seeds: int, out: str, extra: list[str]) -> list[str]:
     return [
         sys.executable,
@@ -118,7 +103,6 @@ def run_row(row: str, seeds: int, out: str, extra: list[str], threads: int | Non
     if threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    code = code_version()  # before the run: the code it runs
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -135,7 +119,6 @@ def run_row(row: str, seeds: int, out: str, extra: list[str], threads: int | Non
         "started": started,
         "threads": threads or os.cpu_count(),
         "machine": machine(),
-        "code": code,
         "stderr_tail": proc.stderr[-2000:] if proc.returncode else "",
     }
     with open(Path(ROOT, out, "log.jsonl"), "a", encoding="utf-8") as f:
