@@ -210,7 +210,8 @@ def seed_results(run_dir: Path) -> list[dict]:
 def ingest(log: Path, ledger: Path = LEDGER) -> list[str]:
     """Append a ledger line for every successful run in ``log`` that the ledger lacks; returns their rows.
 
-    A ledger line is the log record (row, command, run_dir, wall_s, started, threads, machine) plus
+    A ledger line is the log record (row, command, run_dir, wall_s, started, threads, machine, and a
+    hand-written "note" where a run deviated from its command) plus
     ``runs``: one {"path", "metrics", "epochs_run", "git_commit", "git_dirty"} per results.json of the run
     (the code each seed ran, as the runner recorded it), so the table can be rebuilt without the
     (gitignored) run directory.
@@ -230,7 +231,8 @@ def ingest(log: Path, ledger: Path = LEDGER) -> list[str]:
             runs.append({"path": str(f.parent.relative_to(run_dir)), "metrics": res["metrics"],
                          "epochs_run": res["epochs_run"], "git_commit": res.get("git_commit"),
                          "git_dirty": res.get("git_dirty")})
-        entry = {k: rec[k] for k in ("row", "command", "run_dir", "wall_s", "started", "threads", "machine")}
+        keys = ("row", "command", "run_dir", "wall_s", "started", "threads", "machine", "note")
+        entry = {k: rec[k] for k in keys if k in rec}  # "note": how a run deviated, when it did
         lines.append(json.dumps({**entry, "runs": runs}) + "\n")
         known.add(rec["run_dir"])
         added.append(rec["row"])
