@@ -137,8 +137,8 @@ def make_sampler(task: str, encoder: NodeEncoder, model_name: str, fanouts: list
     if fanouts is None:
         if sampler != "graphnet":
             # Without fanouts there is nothing to sample; silently training full-batch would hide a typo.
-            raise ConfigError(f"task.sampler = {sampler!r} applies to sampled training only: set task.fanouts "
-                              f"(one fanout per layer) or drop task.sampler")
+            raise ConfigError(f"task.sampler = {sampler!r} applies to sampled training only: set "
+                              "task.fanouts (one fanout per layer) or drop task.sampler")
         return None
     if not isinstance(fanouts, (list, tuple)) or len(fanouts) != encoder.model.num_layers:
         raise ConfigError(f"task.fanouts: expected one fanout per layer ({encoder.model.num_layers} for "
