@@ -202,6 +202,11 @@ def read_jsonl(path: Path) -> list[dict]:
     return out
 
 
+def latest_runs(log: Path) -> dict[str, dict]:
+    """row -> newest successful record of run_all.py's log (later lines win); plot_curve.py reads these."""
+    return {r["row"]: r for r in read_jsonl(log) if r.get("returncode") == 0 and r.get("run_dir")}
+
+
 def seed_results(run_dir: Path) -> list[dict]:
     """Every results.json under the run (plain run: seed-*/; sweep: point-*/seed-*/)."""
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(run_dir.glob("**/seed-*/results.json"))]
