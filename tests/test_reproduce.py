@@ -108,6 +108,22 @@ def test_ledger_ingests_runs_and_update_rewrites_only_their_rows(tmp_path):
     assert text[-1] == "tail"
 
 
+def test_plot_curve_draws_the_logged_runs(tmp_path):
+    """plot_curve.py finds a row's newest run through run_all.py's log and plots one line per seed."""
+    import json
+
+    run_dir = tmp_path / "gowalla_mf" / "run-1"
+    (run_dir / "seed-0").mkdir(parents=True)
+    hist = [{"epoch": e, "loss": 1.0 / (e + 1), "test_recall@20": 0.05 * e} for e in range(4)]
+    (run_dir / "seed-0" / "results.json").write_text(json.dumps({"seed": 0, "history": hist}))
+    (tmp_path / "log.jsonl").write_text(json.dumps({"row": "gowalla_mf", "run_dir": str(run_dir),
+                                                    "returncode": 0}) + "\n")
+    out = tmp_path / "curve.png"
+    argv = ["--runs", str(tmp_path), "--rows", "gowalla_mf", "--out", str(out)]
+    assert _module("plot_curve").main(argv) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 # ------------------------------------------------------------------------------------- smoke runs
 def _run(raw: dict, tmp_path: Path, seeds: int = 1) -> dict:
     summary = run(
