@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT))  # graphnet.io, when run as a script from the repository root
 LEDGER = ROOT / "experiments" / "reproduce" / "ledger.jsonl"
 TABLE_HEADER = "| dataset | model | metric |"
 DGL_GCN = "DGL examples/pytorch/gcn README"
@@ -207,9 +206,14 @@ def latest_runs(log: Path) -> dict[str, dict]:
     return {r["row"]: r for r in read_jsonl(log) if r.get("returncode") == 0 and r.get("run_dir")}
 
 
+def results_files(run_dir: Path) -> list[Path]:
+    """Every results.json under the run (plain run: seed-*/; sweep: point-*/seed-*/), in path order."""
+    return sorted(run_dir.glob("**/seed-*/results.json"))
+
+
 def seed_results(run_dir: Path) -> list[dict]:
-    """Every results.json under the run (plain run: seed-*/; sweep: point-*/seed-*/)."""
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(run_dir.glob("**/seed-*/results.json"))]
+    """The content of every results.json under the run (see ``results_files``)."""
+    return [json.loads(p.read_text(encoding="utf-8")) for p in results_files(run_dir)]
 
 
 def ingest(log: Path, ledger: Path = LEDGER) -> list[str]:
@@ -227,7 +231,7 @@ def ingest(log: Path, ledger: Path = LEDGER) -> list[str]:
         if rec.get("returncode") != 0 or not rec.get("run_dir") or rec["run_dir"] in known:
             continue
         run_dir = ROOT / rec["run_dir"]
-        files = sorted(run_dir.glob("**/seed-*/results.json"))
+        files = results_files(run_dir)
         if not files:
             raise SystemExit(f"{log}: run {rec['run_dir']} ({rec['row']}) has no seed-*/results.json")
         runs = []
@@ -241,9 +245,11 @@ def ingest(log: Path, ledger: Path = LEDGER) -> list[str]:
         lines.append(json.dumps({**entry, "runs": runs}) + "\n")
         known.add(rec["run_dir"])
         added.append(rec["row"])
-    if lines:
-        with open(ledger, "a", encoding="utf-8") as f:
-            f.writelines(lines)
+    if lines:  # rewritten whole and atomically: a killed ingest never leaves half a line in the ledger
+        from graphnet.io import atomic_write_text
+
+        old = ledger.read_text(encoding="utf-8") if ledger.is_file() else ""
+        atomic_write_text(ledger, old + "".join(lines))
     return added
 
 
@@ -348,10 +354,9 @@ def update(results_md: Path, lines: dict[str, str], records: list[dict]) -> None
         new_cmds = {rec["name"]: command_line(rec) for rec in records}
         text[first:last + 1] = [new_cmds.get(r["name"]) or old_cmds[r["name"]]
                                 for r in ROWS if r["name"] in new_cmds or r["name"] in old_cmds]
-    fd, tmp = tempfile.mkstemp(dir=results_md.parent, prefix=f".{results_md.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(text))
-    os.replace(tmp, results_md)
+    from graphnet.io import atomic_write_text
+
+    atomic_write_text(results_md, "\n".join(text))
 
 
 def main(argv: list[str] | None = None) -> int:
