@@ -123,6 +123,12 @@ class TrainConfig:
         checkpoint_every: write a resumable checkpoint every this many epochs; 0 = never.
         device: auto | cpu | cuda | cuda:<i>.
         amp: off | bf16 | fp16 autocast (fp16 needs CUDA and uses a GradScaler).
+        ema_decay: Polyak averaging; 0 = off. With d > 0 the trainer keeps an exponential moving average of
+            the trainable parameters, updated after every optimizer step t = 1, 2, ...:
+            avg = c avg + (1 - c) param with c = min(d, (1 + t) / (10 + t)) (TensorFlow's
+            ExponentialMovingAverage with num_updates, as GC-MC uses with d = 0.995), starting from the
+            initial weights. Evaluation, epoch selection and the reported metrics then use the averaged
+            weights; training steps use the live ones.
     """
 
     epochs: int = 200
@@ -142,6 +148,7 @@ class TrainConfig:
     checkpoint_every: int = 10
     device: str = "auto"
     amp: str = "off"
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         _check_train(self, "train")
@@ -456,6 +463,8 @@ def _check_train(t: TrainConfig, sec: str) -> None:
         raise ConfigError(f"key '{sec}.lr' must be a positive number, got {t.lr}")
     if not 0 < t.lr_gamma <= 1:
         raise ConfigError(f"key '{sec}.lr_gamma' must be in (0, 1], got {t.lr_gamma}")
+    if not 0 <= t.ema_decay < 1:
+        raise ConfigError(f"key '{sec}.ema_decay' must be in [0, 1) (0 = off), got {t.ema_decay}")
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -4,7 +4,9 @@
 backward -> (clip) -> step; every ``eval_every`` epochs ``task.evaluate`` on the monitored split; keeps the
 best weights in memory (strict improvement, so ties keep the earlier epoch), stops after ``patience``
 epochs without improvement, restores the best weights and evaluates every split at them. It never
-branches on the task or model: whatever a task needs becomes a task method.
+branches on the task or model: whatever a task needs becomes a task method. With ``ema_decay`` (Polyak
+averaging) the evaluations, the kept weights and the reported metrics are those of the moving average of
+the parameters (see TrainConfig), while the optimizer keeps stepping the live parameters.
 
 Resume: a checkpoint (model, optimizer, scheduler, scaler, best weights, history, counters and the
 python/numpy/torch/generator RNG states as tensors and plain types) is written atomically every
@@ -28,6 +30,8 @@ import math
 import random
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +144,8 @@ class Trainer:
         scaler = torch.cuda.amp.GradScaler(enabled=amp is torch.float16)
         gen = torch.Generator().manual_seed(self.seed + 1_000_003 * distributed.rank())
         s = {"epoch": 0, "history": [], "best_epoch": -1, "best_value": None, "best_state": None,
-             "last_improved": -1, "also_best": None, "train_s": 0.0, "eval_s": 0.0, "amp_on": amp is not None}
+             "last_improved": -1, "also_best": None, "train_s": 0.0, "eval_s": 0.0, "amp_on": amp is not None,
+             "ema": _trainable(model) if cfg.ema_decay else None, "ema_steps": 0}
         if resume and self.checkpoint is not None and self.checkpoint.exists():
             s = self._restore(device, model, opt, sched, scaler, gen)
             log.info("resumed from %s at epoch %d", self.checkpoint, s["epoch"])
@@ -164,18 +169,19 @@ class Trainer:
             s["train_s"] += rec["time_s"]
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
                 t1 = time.perf_counter()
-                metrics = self._evaluate(model, task, graph, split)
-                rec.update(metrics)
-                s["eval_s"] += time.perf_counter() - t1
-                if monitor not in metrics:
-                    raise ConfigError(f"train.monitor={monitor!r} is not a metric of task "
-                                      f"{type(task).__name__}; available: "
-                                      f"{', '.join(sorted(metrics)) or 'none'}")
-                value = rec[monitor]
-                keep, improved = self._select(rec, monitor, higher, s)
-                if keep:
-                    s["best_value"], s["best_epoch"] = value, epoch
-                    s["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                with _averaged(model, s.get("ema")):
+                    metrics = self._evaluate(model, task, graph, split)
+                    rec.update(metrics)
+                    s["eval_s"] += time.perf_counter() - t1
+                    if monitor not in metrics:
+                        raise ConfigError(f"train.monitor={monitor!r} is not a metric of task "
+                                          f"{type(task).__name__}; available: "
+                                          f"{', '.join(sorted(metrics)) or 'none'}")
+                    value = rec[monitor]
+                    keep, improved = self._select(rec, monitor, higher, s)
+                    if keep:
+                        s["best_value"], s["best_epoch"] = value, epoch
+                        s["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 if improved:
                     s["last_improved"] = epoch
                 if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -198,7 +204,9 @@ class Trainer:
         bar.close()
 
         if s["best_state"] is not None:
-            model.load_state_dict(s["best_state"])
+            model.load_state_dict(s["best_state"])  # (the averaged weights, if any: kept inside _averaged)
+        elif s.get("ema") is not None:  # no evaluation ever kept weights: report the averaged ones
+            _copy_into(model, s["ema"])
         t1 = time.perf_counter()
         metrics: dict[str, float] = {}
         for name in EVAL_SPLITS:
@@ -266,6 +274,9 @@ class Trainer:
             nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
         scaler.step(opt)
         scaler.update()
+        if s.get("ema") is not None:
+            s["ema_steps"] += 1
+            _update_average(model, s["ema"], self.cfg.ema_decay, s["ema_steps"])
         return loss.detach().float()
 
     def _select(self, rec: dict[str, float], monitor: str, higher: bool,
@@ -314,6 +325,43 @@ class Trainer:
             with atomic_open(self.checkpoint, "wb") as f:
                 torch.save(ck, f)
         distributed.barrier()  # no rank goes on (and may read the file) before it is complete
+
+
+def _trainable(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of the trainable parameters by name (where the moving average starts)."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+@torch.no_grad()
+def _update_average(model: nn.Module, avg: dict[str, torch.Tensor], decay: float, step: int) -> None:
+    """avg = c avg + (1 - c) param, c = min(decay, (1 + step) / (10 + step)); TensorFlow's
+    ExponentialMovingAverage(decay, num_updates=step), whose warm-up keeps the first steps from being
+    dominated by the random initial weights."""
+    c = min(decay, (1 + step) / (10 + step))
+    for n, p in model.named_parameters():
+        if n in avg:
+            avg[n].mul_(c).add_(p.detach(), alpha=1 - c)
+
+
+@torch.no_grad()
+def _copy_into(model: nn.Module, values: dict[str, torch.Tensor]) -> None:
+    for n, p in model.named_parameters():
+        if n in values:
+            p.copy_(values[n])
+
+
+@contextmanager
+def _averaged(model: nn.Module, avg: dict[str, torch.Tensor] | None) -> Iterator[None]:
+    """Inside: the model holds the averaged parameters (no-op when ``avg`` is None); after: the live ones."""
+    if avg is None:
+        yield
+        return
+    live = _trainable(model)
+    _copy_into(model, avg)
+    try:
+        yield
+    finally:
+        _copy_into(model, live)
 
 
 def _optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:

@@ -340,3 +340,61 @@ def test_also_monitor_in_fit_keeps_and_stops_by_the_rule():
         assert out["epochs_run"] == last + 5 + 1
     else:
         assert out["epochs_run"] == 80 and h[-1]["epoch"] - last < 5
+
+
+class RecordingTask(ScriptedTask):
+    """ScriptedTask that also records the live weights at every training step (before the update)."""
+
+    def __init__(self, script: list[float]):
+        super().__init__(script)
+        self.live = []
+
+    def loss(self, model, graph, batch):
+        self.live.append({n: p.detach().clone() for n, p in model.named_parameters()})
+        return super().loss(model, graph, batch)
+
+
+def test_ema_evaluates_the_tensorflow_moving_average_by_hand():
+    """One full-batch step per epoch: after step t the evaluated weights must be
+    avg_t = c_t avg_{t-1} + (1 - c_t) p_t, c_t = min(d, (1 + t) / (10 + t)), avg_0 = the initial weights."""
+    d, epochs = 0.9, 8
+    task = RecordingTask([0.1, 0.2, 0.9, 0.3, 0.4, 0.5, 0.6, 0.7, 0.0])  # + the final val evaluation
+    out, model = fit(dataclasses.replace(CPU, epochs=epochs, ema_decay=d), task=task)
+    avg = {n: v.double() for n, v in task.live[0].items()}  # step t's live weights are task.live[t]
+    for t in range(1, epochs):  # the last step's weights are never seen by a loss call
+        c = min(d, (1 + t) / (10 + t))
+        assert c == (d if t >= 71 else (1 + t) / (10 + t))
+        avg = {n: c * avg[n] + (1 - c) * task.live[t][n].double() for n in avg}
+        for n, v in avg.items():
+            torch.testing.assert_close(task.seen[t - 1][n].double(), v, rtol=1e-6, atol=1e-7)
+        assert not torch.equal(task.seen[t - 1]["lin1.weight"], task.live[t]["lin1.weight"])
+    # the reported weights are the average kept at the best epoch (script peak, epoch 2)
+    assert out["best_epoch"] == 2
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, task.seen[2][k])
+
+
+def test_ema_never_changes_the_training_trajectory():
+    plain, _ = fit(dataclasses.replace(CPU, epochs=6))
+    averaged, _ = fit(dataclasses.replace(CPU, epochs=6, ema_decay=0.99))
+    assert [h["loss"] for h in averaged["history"]] == [h["loss"] for h in plain["history"]]
+    assert averaged["metrics"] != plain["metrics"]  # evaluated at other weights
+
+
+def test_resume_with_ema_is_bit_identical(tmp_path):
+    cfg = dataclasses.replace(CPU, checkpoint_every=3, ema_decay=0.8)
+    ref, ref_model = fit(cfg, checkpoint=tmp_path / "ref.pt")
+    ck = tmp_path / "ck.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, task=FakeTask(kill_at=7), checkpoint=ck)
+    assert torch.load(ck, weights_only=True)["state"]["ema_steps"] == 6 * 3  # 6 epochs of 3 batches
+    out, model = fit(cfg, checkpoint=ck, resume=True)
+    assert no_times(out["history"]) == no_times(ref["history"]) and out["metrics"] == ref["metrics"]
+    for k, v in ref_model.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)
+
+
+@pytest.mark.parametrize("bad", [1.0, -0.1, float("nan")])
+def test_ema_decay_outside_zero_one_is_rejected(bad):
+    with pytest.raises(ConfigError, match=r"train.ema_decay' must be in \[0, 1\)"):
+        TrainConfig(ema_decay=bad)

@@ -169,7 +169,10 @@ class GCMC(nn.Module):
         stack: h_i = relu( concat_r  sum_j A_r[i, j] W_r[j] ),   W_r (N, hidden_dim / R)
         sum:   h_i = relu( sum_r sum_j A_r[i, j] (W_1 + ... + W_r)[j] )  (ordinal weight sharing)
     then a dense layer z_i = W_d dropout(h_i) (linear, as GC-MC's code). A_r keeps the edges of rating r
-    from the globally normalized adjacency D^-1/2 A D^-1/2 (degrees over all ratings; ``preprocess``).
+    from the globally normalized adjacency (degrees d over all ratings; ``preprocess``):
+        norm="symmetric": A[i, j] / sqrt(d_i d_j)  (GC-MC's default flag; DGL's gcmc example)
+        norm="left":      A[i, j] / d_i, the mean over i's neighbours (GC-MC's ``-nleft``, which its
+                          run_experiments.sh uses for ml-100k)
     Dropout on the one-hot inputs drops whole node rows and rescales by 1/(1-p) (GC-MC's sparse dropout).
     The bilinear decoder is graphnet.nn.heads.BilinearDecoder, applied by the rating task.
 
@@ -177,21 +180,23 @@ class GCMC(nn.Module):
         in_dim: ignored (no side features); out_dim: width of z (75 in the paper);
         num_nodes: users + items; num_ratings: R rating levels (edge_type = rating class 0..R-1);
         hidden_dim: width of h (500 in the paper; divisible by R for "stack");
-        dropout: 0.7 in the paper; accum: "stack" | "sum".
+        dropout: 0.7 in the paper; accum: "stack" | "sum"; norm: "symmetric" | "left" (above).
     Shapes: A (N, N) with edge_type (nnz,) -> (N, out_dim).
     """
 
     takes_node_ids = True
 
     def __init__(self, in_dim: int, out_dim: int, num_nodes: int, num_ratings: int, hidden_dim: int = 500,
-                 dropout: float = 0.7, accum: str = "stack"):
+                 dropout: float = 0.7, accum: str = "stack", norm: str = "symmetric"):
         super().__init__()
         if accum not in ("stack", "sum"):
             raise ConfigError(f"GCMC accum: expected 'stack' or 'sum', got {accum!r}")
+        if norm not in ("symmetric", "left"):
+            raise ConfigError(f"GCMC norm: expected 'symmetric' or 'left', got {norm!r}")
         if accum == "stack" and hidden_dim % num_ratings:
             raise ConfigError(f"GCMC: hidden_dim={hidden_dim} must be divisible by num_ratings={num_ratings} "
                              f"for accum='stack'")
-        self.accum, self.dropout, self.num_ratings = accum, dropout, num_ratings
+        self.accum, self.dropout, self.num_ratings, self.norm = accum, dropout, num_ratings, norm
         width = hidden_dim // num_ratings if accum == "stack" else hidden_dim
         self.W = nn.Parameter(torch.empty(num_ratings, num_nodes, width))
         self.dense = nn.Linear(hidden_dim, out_dim, bias=False)
@@ -205,11 +210,11 @@ class GCMC(nn.Module):
         nn.init.xavier_uniform_(self.dense.weight)
 
     def extra_repr(self) -> str:
-        return f"num_ratings={self.num_ratings}, accum={self.accum!r}, dropout={self.dropout}"
+        return (f"num_ratings={self.num_ratings}, accum={self.accum!r}, dropout={self.dropout}, "
+                f"norm={self.norm!r}")
 
-    @staticmethod
-    def preprocess(A: SparseMatrix, edge_type: Tensor | None = None) -> SparseMatrix:
-        return ops.gcn_norm(A, self_loops=False)
+    def preprocess(self, A: SparseMatrix, edge_type: Tensor | None = None) -> SparseMatrix:
+        return ops.gcn_norm(A, self_loops=False) if self.norm == "symmetric" else ops.row_norm(A)
 
     def forward(self, A: SparseMatrix, X: Tensor | None = None, edge_type: Tensor | None = None,
                 edge_feat: Tensor | None = None) -> Tensor:

@@ -115,14 +115,16 @@ def test_distmult_kge_dropout_hand_computed():
 
 
 @pytest.mark.parametrize("accum", ["stack", "sum"])
-def test_gcmc_equals_dense_reference(accum):
+@pytest.mark.parametrize("norm", ["symmetric", "left"])
+def test_gcmc_equals_dense_reference(accum, norm):
     torch.manual_seed(0)
     A, etype = _bipartite()
-    m = B.GCMC(0, 4, num_nodes=9, num_ratings=3, hidden_dim=6, dropout=0.7, accum=accum).double().eval()
+    m = B.GCMC(0, 4, num_nodes=9, num_ratings=3, hidden_dim=6, dropout=0.7, accum=accum,
+               norm=norm).double().eval()
     A_n = m.preprocess(A, etype)
     D = A.to_dense()
-    deg = D.sum(1)
-    norm = D / torch.sqrt(deg[:, None] * deg[None, :])
+    deg = D.sum(1)  # over all ratings
+    norm = D / torch.sqrt(deg[:, None] * deg[None, :]) if norm == "symmetric" else D / deg[:, None]
     rows, cols = A.row, A.col
     per_rating = []
     W = m.W if accum == "stack" else torch.cumsum(m.W, 0)
@@ -158,3 +160,5 @@ def test_gcmc_dropout_drops_whole_node_rows_in_training():
         m(A, None)
     with pytest.raises(ValueError, match="divisible"):
         B.GCMC(0, 4, num_nodes=9, num_ratings=3, hidden_dim=7)
+    with pytest.raises(ValueError, match="GCMC norm: expected 'symmetric' or 'left', got 'right'"):
+        B.GCMC(0, 4, num_nodes=9, num_ratings=3, hidden_dim=6, norm="right")
