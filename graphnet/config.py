@@ -129,6 +129,10 @@ class TrainConfig:
             ExponentialMovingAverage with num_updates, as GC-MC uses with d = 0.995), starting from the
             initial weights. Evaluation, epoch selection and the reported metrics then use the averaged
             weights; training steps use the live ones.
+        track: splits also evaluated at every evaluation and logged in the history, e.g. ["test"] for the
+            per-epoch test curve the OGB examples print. Never read by epoch selection or early stopping,
+            and the RNG states are restored around these evaluations, so a run is the same with or
+            without them (only the history gains keys).
     """
 
     epochs: int = 200
@@ -149,9 +153,11 @@ class TrainConfig:
     device: str = "auto"
     amp: str = "off"
     ema_decay: float = 0.0
+    track: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_train(self, "train")
+        object.__setattr__(self, "track", tuple(self.track))  # TOML gives a list; keep the config hashable
 
 
 @dataclass(frozen=True)
@@ -463,6 +469,10 @@ def _check_train(t: TrainConfig, sec: str) -> None:
         raise ConfigError(f"key '{sec}.lr' must be a positive number, got {t.lr}")
     if not 0 < t.lr_gamma <= 1:
         raise ConfigError(f"key '{sec}.lr_gamma' must be in (0, 1], got {t.lr_gamma}")
+    bad = [x for x in t.track if x not in ("train", "val", "test")]
+    if bad or len(set(t.track)) != len(t.track):
+        raise ConfigError(f"key '{sec}.track' expects distinct splits among train, val, test, "
+                          f"got {list(t.track)}")
     if not 0 <= t.ema_decay < 1:
         raise ConfigError(f"key '{sec}.ema_decay' must be in [0, 1) (0 = off), got {t.ema_decay}")
 

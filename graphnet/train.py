@@ -127,9 +127,13 @@ class Trainer:
         if split not in SPLITS:
             raise ConfigError(f"train.monitor={monitor!r}: expected '<split>_<metric>' with split in "
                               f"{SPLITS}")
-        if split not in graph.splits and split not in graph.edge_splits:
-            raise ConfigError(f"train.monitor={monitor!r}: the graph has no {split!r} split (it has "
-                              f"{', '.join(sorted({*graph.splits, *graph.edge_splits})) or 'none'})")
+        for key, name in [("monitor", split)] + [("track", t) for t in cfg.track]:
+            if name not in graph.splits and name not in graph.edge_splits:
+                raise ConfigError(f"train.{key}: the graph has no {name!r} split (it has "
+                                  f"{', '.join(sorted({*graph.splits, *graph.edge_splits})) or 'none'})")
+        if cfg.also_monitor and cfg.also_monitor.split("_", 1)[0] != split:  # a tracked split must not select
+            raise ConfigError(f"train.also_monitor={cfg.also_monitor!r}: must be a metric of the monitored "
+                              f"split {split!r} (train.monitor={monitor!r})")
         if cfg.mode != "auto":
             higher = cfg.mode == "max"
         elif monitor == task.monitor:  # the task knows the direction of its own monitor
@@ -182,6 +186,7 @@ class Trainer:
                     if keep:
                         s["best_value"], s["best_epoch"] = value, epoch
                         s["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    rec.update(self._track(model, task, graph, split, gen))  # after the decisions above
                 if improved:
                     s["last_improved"] = epoch
                 if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -306,6 +311,18 @@ class Trainer:
         if ok1 and not ok2:  # the monitor's best so far moves even when the weights are not kept
             s["best_value"] = value
         return ok1 and ok2, ok1 or ok2
+
+    def _track(self, model, task, graph, monitored: str, gen) -> dict[str, float]:
+        """Metrics of the ``track`` splits for the history; every RNG is put back afterwards, so a task whose
+        evaluation draws random numbers cannot make tracking change the run."""
+        names = [t for t in self.cfg.track if t != monitored]
+        if not names:
+            return {}
+        snapshot, out = _rng_state(gen), {}
+        for name in names:
+            out.update(self._evaluate(model, task, graph, name))
+        _set_rng_state(snapshot, gen)
+        return out
 
     @staticmethod
     def _evaluate(model: nn.Module, task: Any, graph: Any, split: str) -> dict[str, float]:

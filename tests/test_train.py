@@ -398,3 +398,56 @@ def test_resume_with_ema_is_bit_identical(tmp_path):
 def test_ema_decay_outside_zero_one_is_rejected(bad):
     with pytest.raises(ConfigError, match=r"train.ema_decay' must be in \[0, 1\)"):
         TrainConfig(ema_decay=bad)
+
+
+def test_tracked_test_split_is_logged_but_never_changes_the_run():
+    """train.track = ["test"] adds test metrics to every evaluation record (the OGB examples' per-epoch log)
+    and nothing else: same losses, same selected epoch, same final metrics; values equal a direct evaluation
+    of the weights seen at that epoch."""
+    cfg = dataclasses.replace(CPU, epochs=10, eval_every=2, patience=4)
+    plain, _ = fit(cfg)
+    task = ScriptedTask([0.3, 0.5, 0.4, 0.6, 0.2, 0.1])  # + the final val evaluation
+    tracked, model = fit(dataclasses.replace(cfg, track=("test",)), task=task)
+    evals = [h for h in tracked["history"] if "val_accuracy" in h]
+    assert all("test_accuracy" in h and "test_loss" in h for h in evals)
+    assert all("test_accuracy" not in h for h in tracked["history"] if "val_accuracy" not in h)
+    for h, weights in zip(evals, task.seen[:-1], strict=True):  # (seen[-1]: the final val evaluation)
+        model.load_state_dict(weights)
+        direct = FakeTask().evaluate(model.eval(), make_graph(), "test")
+        assert direct["loss"] == pytest.approx(h["test_loss"])
+    # the tracked run equals the untracked one (ScriptedTask only rewrites val accuracy; rerun FakeTask)
+    again, _ = fit(dataclasses.replace(cfg, track=("test",)))
+    strip = [{k: v for k, v in h.items() if not k.startswith("test_")} for h in no_times(again["history"])]
+    assert strip == no_times(plain["history"])
+    assert again["metrics"] == plain["metrics"] and again["best_epoch"] == plain["best_epoch"]
+
+
+class RandomEvalTask(FakeTask):
+    """A task whose evaluation draws from every global RNG (like sampled evaluation negatives)."""
+
+    def evaluate(self, model, graph, split):
+        torch.rand(3), np.random.rand(), random.random()
+        return super().evaluate(model, graph, split)
+
+
+def test_tracking_restores_the_rng_so_a_random_evaluation_cannot_change_training():
+    cfg = dataclasses.replace(CPU, epochs=6, eval_every=1)
+    plain, _ = fit(cfg, task=RandomEvalTask())
+    tracked, _ = fit(dataclasses.replace(cfg, track=("test", "train")), task=RandomEvalTask())
+    assert [h["loss"] for h in tracked["history"]] == [h["loss"] for h in plain["history"]]
+    assert "train_accuracy" in tracked["history"][0] and tracked["metrics"] == plain["metrics"]
+
+
+def test_track_and_also_monitor_errors():
+    with pytest.raises(ConfigError, match=r"train.track' expects distinct splits .* got \['tset'\]"):
+        TrainConfig(track=["tset"])
+    with pytest.raises(ConfigError, match="train.track' expects distinct"):
+        TrainConfig(track=["test", "test"])
+    assert TrainConfig(track=["test"]).track == ("test",)
+    with pytest.raises(ConfigError, match=r"train.also_monitor='test_loss': must be a metric of the "
+                                          r"monitored split 'val'"):
+        fit(dataclasses.replace(CPU, also_monitor="test_loss", track=("test",)))
+    g = make_graph()
+    g = g.replace(splits={k: v for k, v in g.splits.items() if k != "test"})
+    with pytest.raises(ConfigError, match=r"train.track: the graph has no 'test' split"):
+        fit(dataclasses.replace(CPU, track=("test",)), graph=g)
