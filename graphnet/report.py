@@ -67,8 +67,10 @@ def write_tables(rows: list[list[str]], directory: Path, title: str = "") -> Non
     atomic_write_text(directory / "results.csv", buf.getvalue())
 
 
-def plot_curves(results: Sequence[dict[str, Any]], path: Path, monitor: str) -> None:
-    """PNG with the training loss (left) and the monitored metric (right) per epoch, one line per seed."""
+def plot_curves(results: Sequence[dict[str, Any]], path: Path, monitor: str) -> Any:
+    """PNG with the training loss (left) and the monitored metric (right) per epoch, one line per seed; the
+    same metric of splits logged by ``train.track`` (e.g. test_hits@20 for val_hits@20) is drawn dashed in
+    the seed's colour. Returns the matplotlib Figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: no global backend state
     from matplotlib.figure import Figure
 
@@ -79,9 +81,17 @@ def plot_curves(results: Sequence[dict[str, Any]], path: Path, monitor: str) -> 
         hist = r["history"]
         label = f"seed {r['seed']}"
         ax_loss.plot([h["epoch"] for h in hist], [h["loss"] for h in hist], label=label, lw=1)
-        pts = [(h["epoch"], h[monitor]) for h in hist if h.get(monitor) is not None]
-        if pts:
-            ax_metric.plot([e for e, _ in pts], [v for _, v in pts], label=label, lw=1)
+        split, metric = monitor.split("_", 1) if "_" in monitor else ("", monitor)
+        color = None
+        for key in [monitor] + [f"{t}_{metric}" for t in ("train", "val", "test") if t != split]:
+            pts = [(h["epoch"], h[key]) for h in hist if h.get(key) is not None]
+            if not pts:
+                continue
+            tracked = key != monitor  # a split logged by train.track: for the curve only
+            line, = ax_metric.plot([e for e, _ in pts], [v for _, v in pts], lw=1, color=color,
+                                   ls="--" if tracked else "-",
+                                   label=f"{label} {key.split('_', 1)[0]}" if tracked else label)
+            color = line.get_color()
         if r.get("best_epoch", -1) >= 0:
             ax_metric.axvline(r["best_epoch"], color="grey", lw=0.5, ls=":")
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
@@ -90,3 +100,4 @@ def plot_curves(results: Sequence[dict[str, Any]], path: Path, monitor: str) -> 
         ax_metric.legend(fontsize=7)
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100)
+    return fig

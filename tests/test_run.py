@@ -24,6 +24,7 @@ import pytest
 from graphnet import io as gio
 from graphnet.config import from_dict, load_config
 from graphnet.errors import ConfigError
+from graphnet.report import plot_curves
 from graphnet.run import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,6 +128,22 @@ def test_run_layout_schema_and_summary(tmp_path):
     assert "| test_accuracy |" in md and f"{summary['metrics']['test_accuracy']['mean']:.4f}" in md
     csv = (run_dir / "results.csv").read_text().splitlines()
     assert csv[0] == "metric,mean,std,n,values" and any(row.startswith("test_accuracy,") for row in csv)
+
+
+def test_curves_draw_tracked_splits_dashed_in_the_seed_colour(tmp_path):
+    hist = [{"epoch": 0, "loss": 1.0}, {"epoch": 1, "loss": 0.5, "val_hits@20": 0.2, "test_hits@20": 0.1},
+            {"epoch": 3, "loss": 0.4, "val_hits@20": 0.3, "test_hits@20": 0.05, "val_ap": 0.9}]
+    results = [{"seed": 0, "history": hist, "best_epoch": 3},
+               {"seed": 1, "history": hist[:2], "best_epoch": 1}]
+    fig = plot_curves(results, tmp_path / "c.png", "val_hits@20")
+    lines = fig.axes[1].get_lines()
+    drawn = [(ln.get_label(), ln.get_linestyle(), list(ln.get_ydata())) for ln in lines
+             if not ln.get_label().startswith("_")]  # (axvline: unlabeled)
+    assert drawn == [("seed 0", "-", [0.2, 0.3]), ("seed 0 test", "--", [0.1, 0.05]),
+                     ("seed 1", "-", [0.2]), ("seed 1 test", "--", [0.1])]
+    named = {ln.get_label(): ln.get_color() for ln in lines}
+    assert named["seed 0"] == named["seed 0 test"] != named["seed 1"] == named["seed 1 test"]
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_one_seed_has_null_std(tmp_path):
