@@ -78,14 +78,20 @@ class _Stack(nn.Module):
 
     Subclasses pass their layers and dropout rate and override ``layer_forward`` when a layer takes
     more than ``(A, H)``; ``forward_layer`` and a list of blocks in ``forward`` come for free.
+    ``input_dropout`` is the rate on the first layer's input: None = ``dropout`` (Kipf & Welling's GCN,
+    DGL's examples); 0 = none, as the OGB link-prediction examples, which drop only between layers.
     """
 
     supports_blocks = True
 
-    def __init__(self, layers: list[nn.Module], dropout: float):
+    def __init__(self, layers: list[nn.Module], dropout: float, input_dropout: float | None = None):
         super().__init__()
+        if input_dropout is not None and not 0.0 <= input_dropout < 1.0:
+            raise ConfigError(f"{type(self).__name__}: expected 0 <= input_dropout < 1 (or None = dropout), "
+                              f"got {input_dropout!r}")
         self.layers = nn.ModuleList(layers)
         self.dropout = nn.Dropout(dropout)
+        self.input_dropout = self.dropout if input_dropout is None else nn.Dropout(input_dropout)
 
     @property
     def num_layers(self) -> int:
@@ -96,7 +102,7 @@ class _Stack(nn.Module):
             layer.reset_parameters()
 
     def extra_repr(self) -> str:
-        return f"dropout={self.dropout.p}"
+        return f"dropout={self.dropout.p}, input_dropout={self.input_dropout.p}"
 
     def forward(
         self,
@@ -119,7 +125,8 @@ class _Stack(nn.Module):
 
         Shapes: A (N_dst, N_src), H (N_src, F) -> (N_dst, F').
         """
-        H = self.layer_forward(self.layers[i], A, self.dropout(H), edge_type, edge_feat)
+        drop = self.input_dropout if i == 0 else self.dropout
+        H = self.layer_forward(self.layers[i], A, drop(H), edge_type, edge_feat)
         return F.relu(H) if i < self.num_layers - 1 else H
 
     def layer_forward(
@@ -135,11 +142,12 @@ class MLP(_Stack):
     """
 
     def __init__(
-        self, in_dim: int, out_dim: int, hidden_dim: int = 64, num_layers: int = 2, dropout: float = 0.5
+        self, in_dim: int, out_dim: int, hidden_dim: int = 64, num_layers: int = 2, dropout: float = 0.5,
+        input_dropout: float | None = None,
     ):
         _check_sizes("MLP", in_dim, out_dim, num_layers, dropout, hidden_dim)
         super().__init__([nn.Linear(i, o) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)],
-                         dropout)
+                         dropout, input_dropout)
         self.in_dim = in_dim
 
     @staticmethod
@@ -170,11 +178,12 @@ class GCN(_Stack):
     """
 
     def __init__(
-        self, in_dim: int, out_dim: int, hidden_dim: int = 16, num_layers: int = 2, dropout: float = 0.5
+        self, in_dim: int, out_dim: int, hidden_dim: int = 16, num_layers: int = 2, dropout: float = 0.5,
+        input_dropout: float | None = None,
     ):
         _check_sizes("GCN", in_dim, out_dim, num_layers, dropout, hidden_dim)
         layers = [GraphConv(i, o) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)]
-        super().__init__(layers, dropout)
+        super().__init__(layers, dropout, input_dropout)
 
     @staticmethod
     def preprocess(A: SparseMatrix, edge_type: Tensor | None = None) -> SparseMatrix:
@@ -196,10 +205,11 @@ class SAGE(_Stack):
         num_layers: int = 2,
         dropout: float = 0.5,
         aggregator: str = "mean",
+        input_dropout: float | None = None,
     ):
         _check_sizes("SAGE", in_dim, out_dim, num_layers, dropout, hidden_dim)
         layers = [SAGEConv(i, o, aggregator) for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)]
-        super().__init__(layers, dropout)
+        super().__init__(layers, dropout, input_dropout)
 
     @staticmethod
     def preprocess(A: SparseMatrix, edge_type: Tensor | None = None) -> SparseMatrix:
@@ -221,11 +231,12 @@ class GIN(_Stack):
         num_layers: int = 2,
         dropout: float = 0.5,
         learn_eps: bool = True,
+        input_dropout: float | None = None,
     ):
         _check_sizes("GIN", in_dim, out_dim, num_layers, dropout, hidden_dim)
         layers = [GINConv(i, o, hidden_dim=hidden_dim, learn_eps=learn_eps)
                   for i, o in _dims(in_dim, hidden_dim, out_dim, num_layers)]
-        super().__init__(layers, dropout)
+        super().__init__(layers, dropout, input_dropout)
 
     @staticmethod
     def preprocess(A: SparseMatrix, edge_type: Tensor | None = None) -> SparseMatrix:
@@ -346,13 +357,14 @@ class GAT(_Stack):
         attn_dropout: float = 0.6,
         negative_slope: float = 0.2,
         edge_dim: int | None = None,
+        input_dropout: float | None = None,
     ):
         _check_sizes("GAT", in_dim, out_dim, num_layers, dropout, hidden_dim)
         dims = [in_dim] + [hidden_dim * num_heads] * (num_layers - 1)
         layers = [GATConv(d, hidden_dim, num_heads, negative_slope, attn_dropout, edge_dim)
                   for d in dims[:-1]]
         layers.append(GATConv(dims[-1], out_dim, out_heads, negative_slope, attn_dropout, edge_dim))
-        super().__init__(layers, dropout)
+        super().__init__(layers, dropout, input_dropout)
         self.edge_dim = edge_dim
 
     @staticmethod

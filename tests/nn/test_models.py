@@ -256,6 +256,28 @@ def test_dropout_only_in_training(tiny_graph_catalog):
     torch.testing.assert_close(model(A, X), model(A, X))
 
 
+@pytest.mark.parametrize("input_dropout", [None, 0.0, 0.25])
+def test_input_dropout_is_the_rate_on_the_first_layer_input_only(input_dropout, tiny_graph_catalog):
+    """Train-mode GCN against a dense reference drawing the same masks in the same order:
+    H = S relu(S drop_in(X) W1 + b1); out = S drop(H) W2 + b2, with drop_in = drop when None (Kipf),
+    no mask when 0 (the OGB link examples)."""
+    case = tiny_graph_catalog["weighted"]
+    X, t, f = inputs(case)
+    gcn = build("gcn", dropout=0.5, input_dropout=input_dropout).train()
+    w = case.random_weights()
+    A, S = case.adjacency(w), dense_gcn_norm(dense(case, w))
+    l1, l2 = gcn.layers
+    torch.manual_seed(3)
+    out = call(gcn, A, X, t, f)
+    torch.manual_seed(3)
+    p_in = 0.5 if input_dropout is None else input_dropout
+    X_in = F.dropout(X, p_in, True) if p_in > 0 else X
+    H = F.dropout(F.relu(S @ (X_in @ l1.weight) + l1.bias), 0.5, True)
+    torch.testing.assert_close(out, S @ (H @ l2.weight) + l2.bias)
+    with pytest.raises(ConfigError, match=r"GCN: expected 0 <= input_dropout < 1 \(or None = dropout\)"):
+        build("gcn", input_dropout=1.0)
+
+
 @pytest.mark.parametrize("name", sorted(ENCODERS))
 def test_a_few_training_steps_fit_component_labels(name, tiny_graph_catalog):
     """Every model learns: 30 Adam steps lower the cross-entropy on a two-component graph."""
