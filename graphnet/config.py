@@ -197,7 +197,8 @@ class ExperimentConfig:
             return {**copy.deepcopy(self.sweep_base), "sweep": dict(self.sweep)}
         return {"name": self.name, "seed": self.seed, "seeds": self.seeds, "data": self.data.to_dict(),
                 "model": self.model.to_dict(), "task": self.task.to_dict(),
-                "train": dataclasses.asdict(self.train)}
+                "train": {k: list(v) if isinstance(v, tuple) else v  # (track) as TOML/JSON read it back
+                          for k, v in dataclasses.asdict(self.train).items()}}
 
 
 _TOP = ("name", "seed", "seeds", "data", "model", "task", "train", "sweep")

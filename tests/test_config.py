@@ -4,6 +4,7 @@ validation, sweeps, TOML round trip, and every shipped config valid against the 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -244,6 +245,8 @@ def test_dump_toml_round_trips(tmp_path):
     text = dump_toml(cfg.to_dict())
     again = load_config(write(tmp_path, text, "again.toml"))
     assert again == cfg and dump_toml(again.to_dict()) == text
+    plain = load_config(write(tmp_path, FOUR_LINES, "plain.toml"), ['train.track=["test"]']).to_dict()
+    assert plain["train"]["track"] == ["test"] and json.loads(json.dumps(plain)) == plain  # as results.json
     assert dump_toml({"s": 'quote " and \\ and é \x7f', "t": {"k": [1.5, float("inf")], "hits@10": 1}}) == (
         's = "quote \\" and \\\\ and é \\u007f"\n\n[t]\nk = [1.5, inf]\n"hits@10" = 1\n')
 
