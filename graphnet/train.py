@@ -176,7 +176,6 @@ class Trainer:
                 with _averaged(model, s.get("ema")):
                     metrics = self._evaluate(model, task, graph, split)
                     rec.update(metrics)
-                    s["eval_s"] += time.perf_counter() - t1
                     if monitor not in metrics:
                         raise ConfigError(f"train.monitor={monitor!r} is not a metric of task "
                                           f"{type(task).__name__}; available: "
@@ -187,6 +186,7 @@ class Trainer:
                         s["best_value"], s["best_epoch"] = value, epoch
                         s["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
                     rec.update(self._track(model, task, graph, split, gen))  # after the decisions above
+                s["eval_s"] += time.perf_counter() - t1
                 if improved:
                     s["last_improved"] = epoch
                 if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
