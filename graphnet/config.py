@@ -91,6 +91,8 @@ TASK_NAMES: dict[str, str] = {
     "rating": "rating prediction (RMSE, MAE)",
 }
 
+SPLITS = ("train", "val", "test")  # the splits a train.monitor or train.track may name
+
 _CHOICES = {
     "optimizer": ("adam", "adamw", "sgd"),
     "scheduler": ("none", "step", "cosine", "plateau"),
@@ -470,7 +472,7 @@ def _check_train(t: TrainConfig, sec: str) -> None:
         raise ConfigError(f"key '{sec}.lr' must be a positive number, got {t.lr}")
     if not 0 < t.lr_gamma <= 1:
         raise ConfigError(f"key '{sec}.lr_gamma' must be in (0, 1], got {t.lr_gamma}")
-    bad = [x for x in t.track if x not in ("train", "val", "test")]
+    bad = [x for x in t.track if x not in SPLITS]
     if bad or len(set(t.track)) != len(t.track):
         raise ConfigError(f"key '{sec}.track' expects distinct splits among train, val, test, "
                           f"got {list(t.track)}")

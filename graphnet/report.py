@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from graphnet.config import SPLITS
 from graphnet.io import atomic_open, atomic_write_text
 
 
@@ -77,13 +78,14 @@ def plot_curves(results: Sequence[dict[str, Any]], path: Path, monitor: str) -> 
     fig = Figure(figsize=(9, 3.5), tight_layout=True)
     FigureCanvasAgg(fig)
     ax_loss, ax_metric = fig.subplots(1, 2)
+    split, metric = monitor.split("_", 1) if "_" in monitor else ("", monitor)
+    keys = [monitor] + [f"{t}_{metric}" for t in SPLITS if t != split]  # the monitor, then tracked splits
     for r in results:
         hist = r["history"]
         label = f"seed {r['seed']}"
         ax_loss.plot([h["epoch"] for h in hist], [h["loss"] for h in hist], label=label, lw=1)
-        split, metric = monitor.split("_", 1) if "_" in monitor else ("", monitor)
         color = None
-        for key in [monitor] + [f"{t}_{metric}" for t in ("train", "val", "test") if t != split]:
+        for key in keys:
             pts = [(h["epoch"], h[key]) for h in hist if h.get(key) is not None]
             if not pts:
                 continue

@@ -40,13 +40,12 @@ import torch
 from torch import nn
 
 from graphnet import distributed
-from graphnet.config import TrainConfig
+from graphnet.config import SPLITS, TrainConfig
 from graphnet.errors import CheckpointError, ConfigError
 from graphnet.io import atomic_open
 
 log = logging.getLogger(__name__)
 _LOWER_IS_BETTER = ("loss", "rmse", "mae", "_mr")
-SPLITS = ("train", "val", "test")
 EVAL_SPLITS = ("val", "test")  # evaluated at the best epoch; not train (no negatives / masked items there)
 
 

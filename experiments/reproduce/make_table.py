@@ -28,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))  # graphnet.io, when run as a script from the repository root
+from graphnet.io import atomic_write_text  # noqa: E402  (needs the path above; light: no torch import)
+
 LEDGER = ROOT / "experiments" / "reproduce" / "ledger.jsonl"
 TABLE_HEADER = "| dataset | model | metric |"
 DGL_GCN = "DGL examples/pytorch/gcn README"
@@ -246,8 +248,6 @@ def ingest(log: Path, ledger: Path = LEDGER) -> list[str]:
         known.add(rec["run_dir"])
         added.append(rec["row"])
     if lines:  # rewritten whole and atomically: a killed ingest never leaves half a line in the ledger
-        from graphnet.io import atomic_write_text
-
         old = ledger.read_text(encoding="utf-8") if ledger.is_file() else ""
         atomic_write_text(ledger, old + "".join(lines))
     return added
@@ -354,8 +354,6 @@ def update(results_md: Path, lines: dict[str, str], records: list[dict]) -> None
         new_cmds = {rec["name"]: command_line(rec) for rec in records}
         text[first:last + 1] = [new_cmds.get(r["name"]) or old_cmds[r["name"]]
                                 for r in ROWS if r["name"] in new_cmds or r["name"] in old_cmds]
-    from graphnet.io import atomic_write_text
-
     atomic_write_text(results_md, "\n".join(text))
 
 
