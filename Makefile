@@ -35,5 +35,10 @@ test-slow: venv
 lint: venv
 	$(PY) -m ruff check graphnet tests experiments
 
+# Every benchmark, rewriting its committed table (about 30 min; run on an idle machine, see each script's
+# docstring). The evaluation and end-to-end ones read datasets: set GRAPHNET_MIRROR offline.
 bench: venv
-	$(PY) experiments/benchmarks/spmm_bench.py
+	@set -e; for b in graphconv:graphconv_bench layers:layers_bench floor:layers_floor eval:eval_bench \
+	  e2e:e2e_bench scaling:scaling_bench; do \
+	  echo "== $${b#*:}"; $(PY) experiments/benchmarks/$${b#*:}.py --out experiments/benchmarks/RESULTS-$${b%%:*}.md; \
+	done
