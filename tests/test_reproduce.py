@@ -108,6 +108,77 @@ def test_ledger_ingests_runs_and_update_rewrites_only_their_rows(tmp_path):
     assert text[-1] == "tail"
 
 
+def _ledger_line(run_dir: str, seed: int, hits: float, command: str = "python -m graphnet run ddi.toml",
+                 commit: str = "c1", dirty: bool = False, row: str = "ogbl-ddi_gcn", **extra) -> dict:
+    return {"row": row, "command": command, "run_dir": run_dir, "wall_s": 6000.0 + 60 * seed,
+            "started": f"2026-12-0{seed + 1}T00:00:00+00:00", "threads": 1,
+            "machine": {"cpu": "test cpu", "cores": 2, "os": "linux"},
+            "runs": [{"path": f"seed-{seed}", "metrics": {"test_hits@20": hits}, "epochs_run": 200,
+                      "git_commit": commit, "git_dirty": dirty}], **extra}
+
+
+def test_pooled_ledger_lines_give_mean_and_std_over_all_their_seeds(tmp_path):
+    """Seeds run in separate sessions: the newest line's "pool_with" pools the named earlier lines; the table
+    shows mean ± unbiased std over every run, both wall times and both commands."""
+    import json
+
+    mt = _module("make_table")
+    lines = [_ledger_line("runs/a", 0, 0.38),
+             _ledger_line("runs/other", 0, 0.10),  # not named: never pooled
+             _ledger_line("runs/b", 1, 0.42, command="python -m graphnet run ddi.toml --set seed=1",
+                          commit="c2", pool_with=["runs/a"])]
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    asked = []
+    table, records = mt.build(ledger, same_code=lambda row, a, b: asked.append((row, a, b)))
+    # mean 40.00, unbiased std sqrt((2^2 + 2^2) / 1) = 2.83; walls 6000 s and 6060 s
+    assert "| hits@20 40.00 ± 2.83 (n=2) |" in table["ogbl-ddi_gcn"]
+    assert "| 200 | 100.0 + 101.0 min |" in table["ogbl-ddi_gcn"]
+    assert ("ogbl-ddi_gcn", "c1", "c2") in asked  # the code of every pooled run was compared
+    (rec,) = records
+    assert rec["values"] == {"test_hits@20": [0.38, 0.42]}
+    cmd = mt.command_line(rec)
+    assert cmd.index("`runs/a`") < cmd.index("pooled with") < cmd.index("`runs/b`")
+    assert "--set seed=1" in cmd
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"seed": 0}, "repeat seed-0"),
+    ({"dirty": True}, "uncommitted code"),
+    ({"command": "python -m graphnet run ddi.toml --set train.epochs=5"}, "different commands"),
+    ({"row": "ogbl-ddi_sage"}, "mixes rows"),
+    ({"pool_with": ["runs/nowhere"]}, "names no ledger line 'runs/nowhere'"),
+    ({"commit": "c3"}, "cannot pool runs/b with runs/a: config differs"),
+])
+def test_pool_refuses_lines_that_are_not_one_experiment(tmp_path, change, message):
+    import json
+
+    mt = _module("make_table")
+    kw = {"seed": 1, "pool_with": ["runs/a"], **change}
+    seed = kw.pop("seed")
+    second = _ledger_line("runs/b", seed, 0.42, **kw)
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text(json.dumps(_ledger_line("runs/a", 0, 0.38)) + "\n" + json.dumps(second) + "\n")
+    with pytest.raises(SystemExit, match=message):
+        mt.build(ledger, same_code=lambda row, a, b: "config differs" if "c3" in (a, b) else None)
+
+
+def test_git_same_code_on_this_repository():
+    """Real commits: comments-only config edits pool; a changed config value or a library change do not."""
+    import subprocess
+
+    probe = subprocess.run(["git", "cat-file", "-e", "099d10b^{commit}"], cwd=ROOT, capture_output=True)
+    if probe.returncode:
+        pytest.skip("git history of this repository not available (shallow or exported checkout)")
+    same = _module("make_table").git_same_code
+    # 5f85a84 -> 4297866: only the comments of the ddi configs changed, graphnet/ did not
+    assert same("ogbl-ddi_gcn", "5f85a84", "4297866") is None
+    # 099d10b changed model.mlp_num_layers 3 -> 2
+    assert "ogbl-ddi_gcn.toml differs" in same("ogbl-ddi_gcn", "099d10b^", "5f85a84")
+    # 3a13c77 touched graphnet/ only (cora_gcn.toml unchanged)
+    assert "graphnet/ or requirements.lock changed" in same("cora_gcn", "3a13c77^", "3a13c77")
+
+
 def test_plot_curve_draws_the_logged_runs(tmp_path):
     """plot_curve.py finds a row's newest run through run_all.py's log and plots one line per seed."""
     import json

@@ -16,14 +16,25 @@ split x seed run), the reference with its source, DGL's / PyG's example numbers 
 time. ``--update`` replaces the table and command list of a RESULTS.md, keeping the old line of any row
 the ledger has no entry for (rows run before the ledger existed). Nothing here is typed in by hand except
 the reference values and their sources.
+
+Seeds run in separate sessions (a 2-hour ogbl-ddi run per seed) are pooled when the newest line says so:
+``"pool_with": [run_dir, ...]`` (hand-added, like "note") names earlier ledger lines of the same row. The
+table then reports mean ± std over the runs of all of them, and ``pool_check`` refuses the pool unless
+every run is clean (git_dirty false), no seed appears twice, the commands differ at most in ``--set
+seed=N``, and between the commits the runs recorded, neither the row's config (parsed, ``seed`` aside) nor
+``graphnet/`` nor ``requirements.lock`` changed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
+import subprocess
 import sys
+import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -264,6 +275,76 @@ def values(entry: dict, key: str) -> list[float]:
     return [r["metrics"][key] for r in entry["runs"] if r["metrics"].get(key) is not None]
 
 
+SEED_SET = re.compile(r"\s--set\s+seed=\d+")
+SameCode = Callable[[str, str, str], "str | None"]  # (row, commit_a, commit_b) -> what differs, or None
+
+
+def git_same_code(row: str, commit_a: str, commit_b: str) -> str | None:
+    """None when ``row``'s config (parsed, ``seed`` aside), ``graphnet/`` and ``requirements.lock`` are the
+    same at both commits of this repository; otherwise what differs."""
+    if commit_a == commit_b:
+        return None
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+
+    configs = []
+    for c in (commit_a, commit_b):
+        shown = git("show", f"{c}:experiments/reproduce/{row}.toml")
+        if shown.returncode != 0:
+            return f"cannot read experiments/reproduce/{row}.toml at {c} ({shown.stderr.strip()})"
+        cfg = tomllib.loads(shown.stdout)
+        cfg.pop("seed", None)
+        configs.append(cfg)
+    if configs[0] != configs[1]:
+        return f"experiments/reproduce/{row}.toml differs between {commit_a[:7]} and {commit_b[:7]}"
+    diff = git("diff", "--quiet", commit_a, commit_b, "--", "graphnet", "requirements.lock")
+    if diff.returncode != 0:
+        what = "changed" if diff.returncode == 1 else f"not comparable ({diff.stderr.strip()})"
+        return f"graphnet/ or requirements.lock {what} between {commit_a[:7]} and {commit_b[:7]}"
+    return None
+
+
+def pool_check(entries: list[dict], same_code: SameCode = git_same_code) -> None:
+    """Refuse (SystemExit naming the ledger lines) to pool ``entries`` unless they are one experiment run in
+    parts: same row, clean runs, disjoint seeds, commands equal up to ``--set seed=N``, same code."""
+    first = entries[0]
+    where = ", ".join(e["run_dir"] for e in entries)
+    rows = {e["row"] for e in entries}
+    if len(rows) != 1:
+        raise SystemExit(f"ledger: pool_with mixes rows {sorted(rows)} ({where})")
+    paths = [r["path"] for e in entries for r in e["runs"]]
+    twice = sorted({p for p in paths if paths.count(p) > 1})
+    if twice:
+        raise SystemExit(f"ledger: pooled lines of {first['row']} repeat {', '.join(twice)} ({where})")
+    dirty = [e["run_dir"] for e in entries for r in e["runs"] if r.get("git_dirty") is not False]
+    if dirty:
+        raise SystemExit(f"ledger: {first['row']}: cannot pool runs of uncommitted code ({dirty[0]})")
+    commands = {SEED_SET.sub("", e["command"]) for e in entries}
+    if len(commands) != 1:
+        raise SystemExit(f"ledger: pooled lines of {first['row']} ran different commands: {sorted(commands)}")
+    ref = first["runs"][0]["git_commit"]
+    for e in entries:
+        for r in e["runs"]:
+            why = same_code(first["row"], ref, r["git_commit"])
+            if why:
+                raise SystemExit(f"ledger: cannot pool {e['run_dir']} with {first['run_dir']}: {why}")
+
+
+def pooled_entries(entry: dict, ledger_lines: list[dict], same_code: SameCode = git_same_code) -> list[dict]:
+    """``entry`` and the earlier ledger lines its "pool_with" names, oldest first, checked by pool_check."""
+    names = entry.get("pool_with") or []
+    if not names:
+        return [entry]
+    by_dir = {e["run_dir"]: e for e in ledger_lines}
+    missing = [n for n in names if n not in by_dir]
+    if missing:
+        raise SystemExit(f"ledger: {entry['run_dir']}: pool_with names no ledger line {missing[0]!r}")
+    entries = [by_dir[n] for n in names] + [entry]
+    pool_check(entries, same_code)
+    return entries
+
+
 def fmt(vals: list[float], scale: float) -> str:
     if not vals:
         return "n/a"
@@ -274,25 +355,33 @@ def fmt(vals: list[float], scale: float) -> str:
     return f"{mean:.{digits}f} ± {statistics.stdev(vals) * scale:.{digits}f} (n={len(vals)})"
 
 
-def build(ledger: Path = LEDGER) -> tuple[dict[str, str], list[dict]]:
-    """row name -> table line (only rows with a ledger entry), and the per-row records."""
+def build(ledger: Path = LEDGER, same_code: SameCode = git_same_code) -> tuple[dict[str, str], list[dict]]:
+    """row name -> table line (only rows with a ledger entry), and the per-row records.
+
+    A row's numbers come from its newest ledger line, pooled with the lines it names in "pool_with"."""
+    all_lines = read_jsonl(ledger)
     entries = latest_entries(ledger)
     lines, records = {}, []
     for r in ROWS:
         e = entries.get(r["name"])
         if e is None:
             continue
+        parts = pooled_entries(e, all_lines, same_code)
+        e = {**e, "runs": [x for p in parts for x in p["runs"]]}  # the newest line, with every pooled run
         ours = "; ".join(f"{k.removeprefix('test_')} {fmt(values(e, k), r['scale'])}" for k in r["metrics"])
         epochs = sorted({x["epochs_run"] for x in e["runs"]})
         ep = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}–{epochs[-1]}"
         ref = f"{r['ref']} ({r['source']})" if r["source"] else r["ref"]
         example = " / ".join(x for x in (r["dgl"], r["pyg"]) if x) or "–"
+        wall = " + ".join(f"{p['wall_s'] / 60:.1f}" for p in parts)
         lines[r["name"]] = (
             f"| {r['dataset']} | {r['model']} | {', '.join(r['metrics'])} | {ours} | {ref} | {example} |"
-            f" {ep} | {e['wall_s'] / 60:.1f} min |"
+            f" {ep} | {wall} min |"
         )
         records.append({**r, "command": e["command"], "run_dir": e["run_dir"], "machine": e["machine"],
                         "threads": e.get("threads"), "started": e.get("started"),
+                        "pooled": [{k: p.get(k) for k in ("command", "run_dir", "started", "threads")}
+                                   for p in parts[:-1]],
                         "values": {k: values(e, k) for k in r["metrics"]}})
     return lines, records
 
@@ -315,10 +404,17 @@ def table(lines: dict[str, str], old: dict[str, str] | None = None) -> str:
 
 
 def command_line(rec: dict) -> str:
+    """One "- `row`: ..." line: the newest run's command, and before it any runs pooled with it."""
     m = rec["machine"]
-    when = f"{rec['started']}; " if rec.get("started") else ""
-    return (f"- `{rec['name']}`: `DGLBACKEND=pytorch OMP_NUM_THREADS={rec['threads']} {rec['command']}`"
-            f" (run dir `{rec['run_dir']}`; {when}{m['cpu']}, {m['cores']} cores)")
+
+    def one(run: dict) -> str:
+        when = f"{run['started']}; " if run.get("started") else ""
+        return (f"`DGLBACKEND=pytorch OMP_NUM_THREADS={run['threads']} {run['command']}` (run dir"
+                f" `{run['run_dir']}`; {when}{m['cpu']}, {m['cores']} cores)")
+
+    pooled = rec.get("pooled") or []
+    prefix = "".join(f"{one(p)}, pooled with " for p in pooled)
+    return f"- `{rec['name']}`: {prefix}{one(rec)}"
 
 
 def update(results_md: Path, lines: dict[str, str], records: list[dict]) -> None:
