@@ -3,7 +3,12 @@
 Usage (from the repository root)::
 
     python experiments/reproduce/plot_curve.py [--rows gowalla_mf gowalla_lightgcn] [--metric test_recall@20]
-        [--out experiments/reproduce/gowalla_curve.png]
+        [--out experiments/reproduce/gowalla_curve.png] [--loss-label "training loss (BPR + L2)"]
+
+FB15k-237 (experiments/reproduce/fb15k-237_curve.png)::
+
+    python experiments/reproduce/plot_curve.py --rows fb15k-237_distmult fb15k-237_rgcn --metric val_mrr \
+        --loss-label "training loss (1-N BCE)" --out experiments/reproduce/fb15k-237_curve.png
 
 Reads the newest successful run of each row from run_all.py's log (experiments/runs/reproduce/log.jsonl) and
 the per-epoch history in its seeds' results.json; one line per (row, seed), plus the training loss.
@@ -38,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metric", default="test_recall@20")
     p.add_argument("--runs", default="experiments/runs/reproduce", help="run_all.py's --out")
     p.add_argument("--out", default="experiments/reproduce/gowalla_curve.png")
+    p.add_argument("--loss-label", default="training loss (BPR + L2)", help="y label of the loss panel")
     p.add_argument("--run-dir", action="append", default=[], metavar="ROW=DIR",
                    help="run directory of a row (relative to the repository root); overrides the log")
     args = p.parse_args(argv)
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             pts = [(h["epoch"] + 1, h[args.metric]) for h in hist if h.get(args.metric) is not None]
             if pts:
                 ax_metric.plot(*zip(*pts, strict=True), marker="o", label=label)
-    ax_loss.set(xlabel="epoch", ylabel="training loss (BPR + L2)", title="loss")
+    ax_loss.set(xlabel="epoch", ylabel=args.loss_label, title="loss")
     ax_metric.set(xlabel="epoch", ylabel=args.metric, title=f"{args.metric} per epoch")
     ax_metric.legend(fontsize=7)
     fig.savefig(mt.ROOT / args.out, format="png", dpi=100)
