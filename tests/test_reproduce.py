@@ -123,7 +123,7 @@ def test_pooled_ledger_lines_give_mean_and_std_over_all_their_seeds(tmp_path):
     import json
 
     mt = _module("make_table")
-    lines = [_ledger_line("runs/a", 0, 0.38),
+    lines = [{**_ledger_line("runs/a", 0, 0.38), "machine": {"cpu": "older cpu", "cores": 4, "os": "linux"}},
              _ledger_line("runs/other", 0, 0.10),  # not named: never pooled
              _ledger_line("runs/b", 1, 0.42, command="python -m graphnet run ddi.toml --set seed=1",
                           commit="c2", pool_with=["runs/a"])]
@@ -138,7 +138,8 @@ def test_pooled_ledger_lines_give_mean_and_std_over_all_their_seeds(tmp_path):
     (rec,) = records
     assert rec["values"] == {"test_hits@20": [0.38, 0.42]}
     cmd = mt.command_line(rec)
-    assert cmd.index("`runs/a`") < cmd.index("pooled with") < cmd.index("`runs/b`")
+    assert cmd.index("`runs/a`") < cmd.index("older cpu, 4 cores") < cmd.index("pooled with") \
+        < cmd.index("`runs/b`") < cmd.index("test cpu, 2 cores")  # each run with its own machine
     assert "--set seed=1" in cmd
 
 

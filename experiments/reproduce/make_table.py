@@ -276,6 +276,7 @@ def values(entry: dict, key: str) -> list[float]:
 
 
 SEED_SET = re.compile(r"\s--set\s+seed=\d+")
+RUN_KEYS = ("command", "run_dir", "started", "threads", "machine")  # what the command list shows of a run
 SameCode = Callable[[str, str, str], "str | None"]  # (row, commit_a, commit_b) -> what differs, or None
 
 
@@ -380,8 +381,7 @@ def build(ledger: Path = LEDGER, same_code: SameCode = git_same_code) -> tuple[d
         )
         records.append({**r, "command": e["command"], "run_dir": e["run_dir"], "machine": e["machine"],
                         "threads": e.get("threads"), "started": e.get("started"),
-                        "pooled": [{k: p.get(k) for k in ("command", "run_dir", "started", "threads")}
-                                   for p in parts[:-1]],
+                        "pooled": [{k: p.get(k) for k in RUN_KEYS} for p in parts[:-1]],
                         "values": {k: values(e, k) for k in r["metrics"]}})
     return lines, records
 
@@ -405,9 +405,9 @@ def table(lines: dict[str, str], old: dict[str, str] | None = None) -> str:
 
 def command_line(rec: dict) -> str:
     """One "- `row`: ..." line: the newest run's command, and before it any runs pooled with it."""
-    m = rec["machine"]
 
     def one(run: dict) -> str:
+        m = run["machine"]
         when = f"{run['started']}; " if run.get("started") else ""
         return (f"`DGLBACKEND=pytorch OMP_NUM_THREADS={run['threads']} {run['command']}` (run dir"
                 f" `{run['run_dir']}`; {when}{m['cpu']}, {m['cores']} cores)")
