@@ -37,8 +37,11 @@ lint: venv
 
 # Every benchmark, rewriting its committed table (about 30 min; run on an idle machine, see each script's
 # docstring). The evaluation and end-to-end ones read datasets: set GRAPHNET_MIRROR offline.
+BENCH := experiments/benchmarks
 bench: venv
-	@set -e; for b in graphconv:graphconv_bench layers:layers_bench floor:layers_floor eval:eval_bench \
-	  e2e:e2e_bench scaling:scaling_bench; do \
-	  echo "== $${b#*:}"; $(PY) experiments/benchmarks/$${b#*:}.py --out experiments/benchmarks/RESULTS-$${b%%:*}.md; \
-	done
+	$(PY) $(BENCH)/graphconv_bench.py --out $(BENCH)/RESULTS-graphconv.md
+	$(PY) $(BENCH)/layers_bench.py --out $(BENCH)/RESULTS-layers.md
+	$(PY) $(BENCH)/layers_floor.py --out $(BENCH)/RESULTS-floor.md
+	$(PY) $(BENCH)/eval_bench.py --out $(BENCH)/RESULTS-eval.md
+	$(PY) $(BENCH)/e2e_bench.py --out $(BENCH)/RESULTS-e2e.md
+	$(PY) $(BENCH)/scaling_bench.py --out $(BENCH)/RESULTS-scaling.md

@@ -265,9 +265,9 @@ def ingest(log: Path, ledger: Path = LEDGER) -> list[str]:
     return added
 
 
-def latest_entries(ledger: Path = LEDGER) -> dict[str, dict]:
-    """row -> newest ledger line (later lines win)."""
-    return {e["row"]: e for e in read_jsonl(ledger)}
+def latest_entries(ledger_lines: list[dict]) -> dict[str, dict]:
+    """row -> newest of the ledger lines (later lines win)."""
+    return {e["row"]: e for e in ledger_lines}
 
 
 def values(entry: dict, key: str) -> list[float]:
@@ -361,7 +361,7 @@ def build(ledger: Path = LEDGER, same_code: SameCode = git_same_code) -> tuple[d
 
     A row's numbers come from its newest ledger line, pooled with the lines it names in "pool_with"."""
     all_lines = read_jsonl(ledger)
-    entries = latest_entries(ledger)
+    entries = latest_entries(all_lines)
     lines, records = {}, []
     for r in ROWS:
         e = entries.get(r["name"])
