@@ -12,7 +12,8 @@ shared kernels, chained with autograd and nothing else (no normalization, bias, 
 ``S`` is ``dgl.ops.copy_u_sum`` (forward ``A @ X``, backward ``A^T @ G``, both libxsmm). Any implementation
 built on these kernels takes at least the floor, so graphnet / DGL <= 0.5 needs floor / DGL <= 0.5. The
 SpMM row times ``S`` alone (forward + backward) and, for comparison, the other SpMM kernels available here
-(torch CSR via MKL; dgl.sparse), forward + backward to X, on the same graph.
+(torch CSR via MKL, as graphnet's ``_spmm`` runs it for weighted values; dgl.sparse), forward + backward to
+X, on the same graph.
 
 Run on an idle machine (about 3 minutes; the Markdown goes to --out):
     DGLBACKEND=pytorch .venv/bin/python experiments/benchmarks/layers_floor.py \
@@ -53,6 +54,8 @@ def floor_contenders(layer: str, n: int, src, dst, f: int, seed: int) -> list[co
     import dgl.sparse as dglsp
     import torch
 
+    from graphnet import _spmm
+
     if layer == "gcn":  # layers_bench adds one self-loop per node for GCN
         loops = torch.arange(n)
         src, dst = torch.cat([src, loops]), torch.cat([dst, loops])
@@ -76,20 +79,14 @@ def floor_contenders(layer: str, n: int, src, dst, f: int, seed: int) -> list[co
         def floor():
             return spmm(X) @ W1 @ W2
 
-    # The other SpMM kernels of the stack, forward + backward to X (no values to learn).
+    # The other SpMM kernels of the stack, forward + backward to X (no values to learn). The torch CSR one is
+    # graphnet's own weighted-values path (ops.spmm sends all-ones matrices to copy_u instead, so call it).
     A = dglsp.spmatrix(torch.stack([dst, src]), torch.ones(src.numel()), (n, n))
-    ones = torch.ones(src.numel())  # all values 1: the CSR value order does not matter
-    A_csr = torch.sparse_csr_tensor(*A.csr()[:2], ones, (n, n))
-    AT_csr = torch.sparse_csr_tensor(*A.t().csr()[:2], ones, (n, n))
+    pattern = _spmm._pattern(A)
+    pattern.build_t(A)  # the CSR of A^T for the backward, built once as ops.spmm does
 
-    class TorchCSR(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return torch.sparse.mm(A_csr, x)
-
-        @staticmethod
-        def backward(ctx, grad):
-            return torch.sparse.mm(AT_csr, grad)
+    def torch_csr(x):
+        return _spmm._CsrSpmm.apply(A.val, x, pattern, A)
 
     def reset():
         for t in leaves:
@@ -103,7 +100,7 @@ def floor_contenders(layer: str, n: int, src, dst, f: int, seed: int) -> list[co
     return [
         common.Contender("floor: shared kernels only", step(floor), reset),
         common.Contender("SpMM copy_u (libxsmm) fwd+bwd", step(lambda: spmm(X)), reset),
-        common.Contender("SpMM torch CSR (MKL) fwd+bwd", step(lambda: TorchCSR.apply(X)), reset),
+        common.Contender("SpMM torch CSR (MKL) fwd+bwd", step(lambda: torch_csr(X)), reset),
         common.Contender("SpMM dgl.sparse fwd+bwd", step(lambda: dglsp.spmm(A, X)), reset),
     ]
 
