@@ -24,9 +24,9 @@ import torch
 from graphnet import distributed
 from graphnet.config import from_dict, load_config
 from graphnet.run import run, run_distributed
+from tests._mirror import use_mirror
 
 ROOT = Path(__file__).resolve().parents[1]
-MIRROR = Path(os.environ.get("GRAPHNET_MIRROR", ROOT.parent / "shared" / "data"))
 
 
 @pytest.fixture(autouse=True)
@@ -107,9 +107,7 @@ def test_nproc_errors(tmp_path, monkeypatch, capsys):
 def test_sampled_cora_gcn_one_and_two_processes(tmp_path, monkeypatch):
     """Sampled training ([10, 10] neighbours, batches of 32 seeds) with layer-wise inference reaches the
     full-batch accuracy floor (0.78; full batch: 0.818 over 10 seeds) in 1 and in 2 processes."""
-    if not MIRROR.is_dir():
-        pytest.skip(f"offline mirror {MIRROR} not found (set GRAPHNET_MIRROR)")
-    monkeypatch.setenv("GRAPHNET_MIRROR", str(MIRROR))
+    use_mirror(monkeypatch)
     over = ["task.fanouts=[10, 10]", "task.batch_size=32", "task.infer_batch_size=1024", "train.epochs=60",
             "train.eval_every=5", "train.device=cpu"]
     cfg = load_config(ROOT / "experiments" / "configs" / "cora_gcn.toml", over)
@@ -166,9 +164,7 @@ def test_every_task_trains_in_two_processes(sections, metric, needs_mirror, tmp_
     """Each task shards its training items per process: 2 processes run the same number of steps (no
     hang in a collective), finish every epoch and report the same metric keys as one process."""
     if needs_mirror:
-        if not MIRROR.is_dir():
-            pytest.skip(f"offline mirror {MIRROR} not found (set GRAPHNET_MIRROR)")
-        monkeypatch.setenv("GRAPHNET_MIRROR", str(MIRROR))
+        use_mirror(monkeypatch)
     cfg = from_dict({"name": "ddp_task", **sections, "train": {"epochs": 3, "device": "cpu"}})
     one = run(cfg, out=tmp_path / "one", progress=False)
     two = run_distributed(2, cfg, out=tmp_path / "two", progress=False)

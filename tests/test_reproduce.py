@@ -20,10 +20,10 @@ import pytest
 
 from graphnet.config import from_dict, load_config
 from graphnet.run import run
+from tests._mirror import use_mirror
 
 ROOT = Path(__file__).resolve().parent.parent
 REPRO = ROOT / "experiments" / "reproduce"
-MIRROR = Path(os.environ.get("GRAPHNET_MIRROR") or ROOT.parent / "shared" / "data")
 
 
 def _module(name: str):
@@ -35,9 +35,7 @@ def _module(name: str):
 
 @pytest.fixture
 def real_data(monkeypatch, tmp_path_factory):
-    if not MIRROR.is_dir():
-        pytest.skip(f"offline mirror {MIRROR} not found (set GRAPHNET_MIRROR)")
-    monkeypatch.setenv("GRAPHNET_MIRROR", str(MIRROR))
+    use_mirror(monkeypatch)
     if not os.environ.get("GRAPHNET_DATA"):
         monkeypatch.setenv("GRAPHNET_DATA", str(tmp_path_factory.getbasetemp() / "graphnet-data"))
 

@@ -26,9 +26,9 @@ from graphnet.config import from_dict, load_config
 from graphnet.errors import ConfigError
 from graphnet.report import plot_curves
 from graphnet.run import run
+from tests._mirror import use_mirror
 
 ROOT = Path(__file__).resolve().parents[1]
-MIRROR = Path(os.environ.get("GRAPHNET_MIRROR", ROOT.parent / "shared" / "data"))
 RESULT_KEYS = {"amp", "best_epoch", "config", "device", "epochs_run", "finished_at", "git_commit",
                "git_dirty", "history", "metrics", "monitor", "num_parameters", "seed", "started_at",
                "stopped_early", "times", "versions", "world_size"}
@@ -376,11 +376,9 @@ E2E = [
 @pytest.mark.download
 @pytest.mark.parametrize("config,overrides,metric", E2E, ids=[c for c, _, _ in E2E])
 def test_graphnet_run_end_to_end_on_real_data(config, overrides, metric, tmp_path, monkeypatch, capsys):
-    if not MIRROR.is_dir():
-        pytest.skip(f"offline mirror {MIRROR} not found (set GRAPHNET_MIRROR)")
+    use_mirror(monkeypatch)
     from graphnet.cli import main
 
-    monkeypatch.setenv("GRAPHNET_MIRROR", str(MIRROR))
     args = ["run", str(ROOT / "experiments" / "configs" / config), "--out", str(tmp_path), "--seeds", "2",
             "--device", "cpu", "--quiet"] + [a for o in overrides for a in ("--set", o)]
     assert main(args) == 0
@@ -394,9 +392,7 @@ def test_graphnet_run_end_to_end_on_real_data(config, overrides, metric, tmp_pat
 
 @pytest.mark.download
 def test_gcn_and_mlp_on_cora_have_the_same_result_keys(tmp_path, monkeypatch):
-    if not MIRROR.is_dir():
-        pytest.skip(f"offline mirror {MIRROR} not found (set GRAPHNET_MIRROR)")
-    monkeypatch.setenv("GRAPHNET_MIRROR", str(MIRROR))
+    use_mirror(monkeypatch)
     out = []
     for name in ("cora_gcn.toml", "cora_mlp.toml"):
         cfg = load_config(ROOT / "experiments" / "configs" / name, ["train.epochs=3", "train.device=cpu"])
@@ -413,9 +409,7 @@ def test_gcn_and_mlp_on_cora_have_the_same_result_keys(tmp_path, monkeypatch):
 @pytest.mark.download
 def test_four_line_gcn_config_on_cora_reaches_the_paper_accuracy(tmp_path, monkeypatch):
     """Issue 4: the 4-line config, 10 seeds, mean test accuracy >= 0.80 (Kipf & Welling report 0.815)."""
-    if not MIRROR.is_dir():
-        pytest.skip(f"offline mirror {MIRROR} not found (set GRAPHNET_MIRROR)")
-    monkeypatch.setenv("GRAPHNET_MIRROR", str(MIRROR))
+    use_mirror(monkeypatch)
     path = ROOT / "experiments" / "configs" / "cora_gcn.toml"
     assert len(path.read_text().strip().splitlines()) == 4
     summary = run(load_config(path), out=tmp_path, seeds=10, device="cpu", progress=False)

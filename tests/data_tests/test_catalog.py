@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 import graphnet.data as data
 from graphnet.data import catalog
 from graphnet.errors import DataError
+from tests._mirror import need_mirror
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,10 +71,7 @@ def test_node_card_schema(name):
 
 def test_pinned_hashes_match_the_mirror_readme():
     """Every sha256 in a node card appears in the mirror's README.md (where they were taken from)."""
-    readme = Path(os.environ.get("GRAPHNET_MIRROR") or REPO.parent / "shared" / "data") / "README.md"
-    if not readme.is_file():
-        pytest.skip(f"mirror README not found at {readme} (set GRAPHNET_MIRROR)")
-    text = readme.read_text()
+    text = need_mirror("README.md").read_text()
     for name in NODE_CARDS:
         for f in catalog.load_card(name).get("files", []):
             for h in [f["sha256"], *f.get("members", {}).values()]:

@@ -3,7 +3,6 @@ orientation, inverse relations, the filter set, and parse errors with file:line 
 
 from __future__ import annotations
 
-import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -14,9 +13,9 @@ import torch
 from graphnet.data import kg, load
 from graphnet.data.catalog import load_card
 from graphnet.errors import DataError
+from tests._mirror import MIRROR, need_mirror
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data"
-MIRROR = Path(os.environ.get("GRAPHNET_MIRROR") or Path(__file__).resolve().parents[3] / "shared" / "data")
 
 # ../shared/data/README.md: triples train/valid/test, entities, relations, valid/test entities not in train.
 EXPECTED = {
@@ -27,11 +26,6 @@ EXPECTED = {
 }
 ARCHIVE = {"nations": "nations.tar.gz", "kinship": "kinship.tar.gz", "umls": "umls.tar.gz",
            "fb15k-237": "FB15k-237.tar.gz"}
-
-
-def need_mirror(name: str) -> None:
-    if not (MIRROR / name).is_dir():
-        pytest.skip(f"offline mirror {MIRROR / name} is absent (set GRAPHNET_MIRROR to ../shared/data)")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -24,10 +24,10 @@ from graphnet.data.planetoid import load_planetoid
 from graphnet.data.safe_pickle import load_pickle
 from graphnet.data.shchur import load_shchur
 from graphnet.errors import ChecksumError, DataError
+from tests._mirror import MIRROR, need_mirror
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "data"
-MIRROR = Path(os.environ.get("GRAPHNET_MIRROR") or REPO.parent / "shared" / "data")
 
 # ../shared/data/README.md, "verified statistics": nodes, undirected edges without self-loops, self-loops
 # kept,
@@ -59,11 +59,6 @@ def _offline(monkeypatch):
     monkeypatch.setenv("GRAPHNET_OFFLINE", "1")
     monkeypatch.delenv("GRAPHNET_ALLOW_UNPINNED", raising=False)
     monkeypatch.delenv("GRAPHNET_MIRROR", raising=False)
-
-
-def need_mirror(name: str) -> None:
-    if not (MIRROR / name).is_dir():
-        pytest.skip(f"offline mirror folder {MIRROR / name} is absent")
 
 
 def _check_structure(g) -> tuple[int, int]:

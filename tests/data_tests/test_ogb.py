@@ -19,14 +19,9 @@ from graphnet.data import load
 from graphnet.data import ogb as gogb
 from graphnet.data.catalog import load_card
 from graphnet.errors import DataError
+from tests._mirror import MIRROR, need_mirror
 
-MIRROR = Path(os.environ.get("GRAPHNET_MIRROR") or Path(__file__).resolve().parents[3] / "shared" / "data")
 DDI = MIRROR / "ogbl-ddi"
-
-
-def need_ddi() -> None:
-    if not DDI.is_dir():
-        pytest.skip(f"offline mirror {DDI} is absent (set GRAPHNET_MIRROR to ../shared/data)")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -40,7 +35,7 @@ def data_env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ddi():
-    need_ddi()
+    need_mirror("ogbl-ddi")
     return load("ogbl-ddi")
 
 
@@ -110,7 +105,7 @@ def test_ddi_evaluator_hits20(ddi):
 
 
 def test_ddi_missing_split_file_is_named(tmp_path):
-    need_ddi()
+    need_mirror("ogbl-ddi")
     shutil.copytree(DDI, tmp_path / "raw")
     (tmp_path / "raw" / "split" / "target" / "valid.pt").unlink()
     card = load_card("ogbl-ddi")
@@ -119,7 +114,7 @@ def test_ddi_missing_split_file_is_named(tmp_path):
 
 
 def test_ddi_official_train_file_is_used_when_present(tmp_path):
-    need_ddi()
+    need_mirror("ogbl-ddi")
     shutil.copytree(DDI, tmp_path / "raw")
     few = torch.tensor([[0, 1], [2, 3]])
     torch.save({"edge": few}, tmp_path / "raw" / "split" / "target" / "train.pt")
@@ -189,7 +184,7 @@ def test_unmirrored_ogb_error_says_what_to_do(name):
 
 def test_official_zip_is_unzipped_and_loaded(tmp_path):
     """The unpinned path (an official OGB zip in the raw directory), exercised with ddi's files zipped up."""
-    need_ddi()
+    need_mirror("ogbl-ddi")
     raw = tmp_path / "raw"
     raw.mkdir()
     with zipfile.ZipFile(raw / "ddi.zip", "w") as zf:

@@ -4,7 +4,6 @@ file:line errors."""
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
@@ -15,14 +14,9 @@ import torch
 from graphnet.data import load, recsys
 from graphnet.data.catalog import load_card
 from graphnet.errors import DataError
+from tests._mirror import MIRROR, need_mirror
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data"
-MIRROR = Path(os.environ.get("GRAPHNET_MIRROR") or Path(__file__).resolve().parents[3] / "shared" / "data")
-
-
-def need_mirror(name: str) -> None:
-    if not (MIRROR / name).is_dir():
-        pytest.skip(f"offline mirror {MIRROR / name} is absent (set GRAPHNET_MIRROR to ../shared/data)")
 
 
 @pytest.fixture(scope="module", autouse=True)

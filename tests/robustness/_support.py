@@ -49,6 +49,3 @@ def child_env(**extra: str) -> dict[str, str]:
     env.update(extra)
     return env
 
-
-# The offline mirror of real datasets, captured before the autouse fixture hides $GRAPHNET_MIRROR.
-MIRROR = Path(os.environ.get("GRAPHNET_MIRROR") or REPO.parent / "shared" / "data")

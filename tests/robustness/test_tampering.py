@@ -23,7 +23,7 @@ from graphnet import data as gdata
 from graphnet.data import planetoid
 from graphnet.data.safe_pickle import load_pickle
 from graphnet.errors import ChecksumError, DataError
-from tests.robustness._support import MIRROR
+from tests._mirror import need_mirror
 
 
 class Evil:
@@ -112,10 +112,7 @@ def test_tampered_planetoid_file_in_a_dataset_is_refused(tmp_path):
 
 # ------------------------------------------------------------------------------------------ dataset files
 def _nations_source() -> Path:
-    src = MIRROR / "nations" / "nations.tar.gz"
-    if not src.is_file():
-        pytest.skip(f"offline mirror not found ({src}); set GRAPHNET_MIRROR")
-    return src
+    return need_mirror("nations", "nations.tar.gz")
 
 
 def test_one_byte_changed_in_a_mirror_file_is_a_checksum_error(tmp_path):
