@@ -54,8 +54,8 @@ ROWS: dict[str, tuple[int, list[str]]] = {
     "kinship_distmult": (10, []),
     "kinship_complex": (10, []),
     "kinship_rgcn": (10, []),
-    "amazon-photo_gcn": (1, []),  # the config's [sweep] over 10 data splits; 1 init per split
-    "amazon-photo_mlp": (1, []),
+    "amazon-photo_gcn": (10, []),  # the config's [sweep] over 10 data splits; 10 inits per split
+    "amazon-photo_mlp": (10, []),
     "facebook_gcn": (10, []),
     "facebook_mlp": (10, []),
     "ml-100k_gcmc": (10, []),
