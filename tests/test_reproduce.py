@@ -162,6 +162,63 @@ def test_pool_refuses_lines_that_are_not_one_experiment(tmp_path, change, messag
         mt.build(ledger, same_code=lambda row, a, b: "config differs" if "c3" in (a, b) else None)
 
 
+def _logged_run(tmp_path: Path, run_dir: str, seed: int, hits: float, row: str = "ogbl-ddi_gcn",
+                dirty: bool = False) -> dict:
+    """A run_all.py log record of a finished one-seed run, with its results.json under tmp_path."""
+    import json
+
+    (tmp_path / run_dir / f"seed-{seed}").mkdir(parents=True)
+    (tmp_path / run_dir / f"seed-{seed}" / "results.json").write_text(json.dumps(
+        {"metrics": {"test_hits@20": hits}, "epochs_run": 200, "git_commit": "c1", "git_dirty": dirty}))
+    return {"row": row, "command": f"python -m graphnet run ddi.toml --set seed={seed}",
+            "run_dir": str(tmp_path / run_dir), "wall_s": 6000.0, "started": "2026-12-06T00:00:00+00:00",
+            "threads": 1, "machine": {"cpu": "test cpu", "cores": 2, "os": "linux"}, "returncode": 0}
+
+
+def test_ingest_pool_with_previous_names_every_earlier_line_of_the_row(tmp_path):
+    """--pool-with-previous: the new line pools the row's previous line and all that line pooled (written out
+    whole, pooling is not transitive); other rows are untouched; --note lands on the new line."""
+    import json
+
+    mt = _module("make_table")
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text("".join(json.dumps(x) + "\n" for x in [
+        _ledger_line("runs/a", 0, 0.38),
+        _ledger_line("runs/sage", 0, 0.50, row="ogbl-ddi_sage"),
+        _ledger_line("runs/b", 1, 0.42, command="python -m graphnet run ddi.toml --set seed=1",
+                     pool_with=["runs/a"])]))
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps(_logged_run(tmp_path, "runs/c", 2, 0.46)) + "\n")
+    added = mt.ingest(log, ledger, pool_with_previous=True, note="seed 2", same_code=lambda row, a, b: None)
+    assert added == ["ogbl-ddi_gcn"]
+    new = mt.read_jsonl(ledger)[-1]
+    assert new["pool_with"] == ["runs/a", "runs/b"] and new["note"] == "seed 2"
+    table, records = mt.build(ledger, same_code=lambda row, a, b: None)
+    # 38, 42, 46: mean 42.00, unbiased std sqrt((4^2 + 0 + 4^2) / 2) = 4.00
+    assert "| hits@20 42.00 ± 4.00 (n=3) |" in table["ogbl-ddi_gcn"]
+    assert "| hits@20 50.00 (n=1) |" in table["ogbl-ddi_sage"]
+
+
+@pytest.mark.parametrize("run, message", [
+    ({"seed": 1}, "repeat seed-1"),  # seed 1 is already in the pool
+    ({"dirty": True}, "uncommitted code"),
+    ({"row": "cora_gcn"}, "no earlier line of cora_gcn"),
+])
+def test_ingest_pool_with_previous_refuses_before_writing(tmp_path, run, message):
+    import json
+
+    mt = _module("make_table")
+    ledger = tmp_path / "ledger.jsonl"
+    before = json.dumps(_ledger_line("runs/a", 0, 0.38)) + "\n" + json.dumps(
+        _ledger_line("runs/b", 1, 0.42, pool_with=["runs/a"])) + "\n"
+    ledger.write_text(before)
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps(_logged_run(tmp_path, "runs/c", **{"seed": 2, "hits": 0.46, **run})) + "\n")
+    with pytest.raises(SystemExit, match=message):
+        mt.ingest(log, ledger, pool_with_previous=True, same_code=lambda row, a, b: None)
+    assert ledger.read_text() == before
+
+
 def _has_commit(rev: str) -> bool:
     """Whether this checkout has git and the history holding ``rev`` (not a shallow or exported copy)."""
     import shutil

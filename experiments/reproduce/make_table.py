@@ -3,6 +3,7 @@
 Usage (from the repository root)::
 
     python experiments/reproduce/make_table.py --ingest                       # log.jsonl -> ledger
+    python experiments/reproduce/make_table.py --ingest --pool-with-previous --note "seed 4 of ..."
     python experiments/reproduce/make_table.py --update experiments/RESULTS.md  # rewrite the table in place
     python experiments/reproduce/make_table.py [--json]                       # print table (or records)
 
@@ -18,7 +19,8 @@ the ledger has no entry for (rows run before the ledger existed). Nothing here i
 the reference values and their sources.
 
 Seeds run in separate sessions (a 2-hour ogbl-ddi run per seed) are pooled when the newest line says so:
-``"pool_with": [run_dir, ...]`` (hand-added, like "note") names earlier ledger lines of the same row. The
+``"pool_with": [run_dir, ...]`` names earlier ledger lines of the same row (``--ingest --pool-with-previous``
+writes it: the previous line of the row and everything that line pooled; ``--note`` sets the "note"). The
 table then reports mean ± std over the runs of all of them, and ``pool_check`` refuses the pool unless
 every run is clean (git_dirty false), no seed appears twice, the commands differ at most in ``--set
 seed=N``, and between the commits the runs recorded, neither the row's config (parsed, ``seed`` aside) nor
@@ -236,7 +238,8 @@ def seed_results(run_dir: Path) -> list[dict]:
     return [json.loads(p.read_text(encoding="utf-8")) for p in results_files(run_dir)]
 
 
-def ingest(log: Path, ledger: Path = LEDGER) -> list[str]:
+def ingest(log: Path, ledger: Path = LEDGER, *, pool_with_previous: bool = False, note: str | None = None,
+           same_code: SameCode | None = None) -> list[str]:
     """Append a ledger line for every successful run in ``log`` that the ledger lacks; returns their rows.
 
     A ledger line is the log record (row, command, run_dir, wall_s, started, threads, machine, and a
@@ -244,8 +247,16 @@ def ingest(log: Path, ledger: Path = LEDGER) -> list[str]:
     ``runs``: one {"path", "metrics", "epochs_run", "git_commit", "git_dirty"} per results.json of the run
     (the code each seed ran, as the runner recorded it), so the table can be rebuilt without the
     (gitignored) run directory.
+
+    ``note`` replaces the record's note on every new line. ``pool_with_previous`` (more seeds of a row
+    already in the ledger) sets each new line's "pool_with" to the row's previous line and every line that
+    one pooled (pooling is not transitive, so the list is written out whole), and runs ``pool_check`` on
+    the result before anything is written: a pool the table would refuse never reaches the ledger.
     """
-    known = {e["run_dir"] for e in read_jsonl(ledger)}
+    same_code = same_code or git_same_code
+    existing = read_jsonl(ledger)
+    known = {e["run_dir"] for e in existing}
+    newest = latest_entries(existing)  # row -> its previous line, updated as lines are added
     added, lines = [], []
     for rec in read_jsonl(log):
         if rec.get("returncode") != 0 or not rec.get("run_dir") or rec["run_dir"] in known:
@@ -262,7 +273,19 @@ def ingest(log: Path, ledger: Path = LEDGER) -> list[str]:
                          "git_dirty": res.get("git_dirty")})
         keys = ("row", "command", "run_dir", "wall_s", "started", "threads", "machine", "note")
         entry = {k: rec[k] for k in keys if k in rec}  # "note": how a run deviated, when it did
-        lines.append(json.dumps({**entry, "runs": runs}) + "\n")
+        if note is not None:
+            entry["note"] = note
+        entry["runs"] = runs
+        if pool_with_previous:
+            prev = newest.get(rec["row"])
+            if prev is None:
+                raise SystemExit(f"{log}: --pool-with-previous: the ledger has no earlier line of "
+                                 f"{rec['row']} to pool run {rec['run_dir']} with")
+            entry["pool_with"] = [*(prev.get("pool_with") or []), prev["run_dir"]]
+            pooled_entries(entry, existing, same_code)  # SystemExit naming the lines, ledger untouched
+        lines.append(json.dumps(entry) + "\n")
+        existing.append(entry)
+        newest[rec["row"]] = entry
         known.add(rec["run_dir"])
         added.append(rec["row"])
     if lines:  # rewritten whole and atomically: a killed ingest never leaves half a line in the ledger
@@ -465,12 +488,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="experiments/runs/reproduce", help="run_all.py's --out (for --ingest)")
     p.add_argument("--ledger", default=str(LEDGER.relative_to(ROOT)), help="the committed ledger")
     p.add_argument("--ingest", action="store_true", help="add OUT/log.jsonl's new runs to the ledger")
+    p.add_argument("--pool-with-previous", action="store_true",
+                   help="with --ingest: pool each new run with its row's previous ledger line(s)")
+    p.add_argument("--note", help="with --ingest: the note of every new ledger line (how the run came about)")
     p.add_argument("--update", metavar="RESULTS_MD", help="rewrite this file's table and command list")
     p.add_argument("--json", action="store_true", help="print the per-row records as JSON instead")
     args = p.parse_args(argv)
     ledger = ROOT / args.ledger
+    if (args.pool_with_previous or args.note is not None) and not args.ingest:
+        p.error("--pool-with-previous and --note only apply with --ingest")
     if args.ingest:
-        added = ingest(ROOT / args.out / "log.jsonl", ledger)
+        added = ingest(ROOT / args.out / "log.jsonl", ledger, pool_with_previous=args.pool_with_previous,
+                       note=args.note)
         print(f"ledger {args.ledger}: {len(added)} new line(s){': ' if added else ''}{', '.join(added)}",
               file=sys.stderr)
     lines, records = build(ledger)
