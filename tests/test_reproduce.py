@@ -106,6 +106,32 @@ def test_ledger_ingests_runs_and_update_rewrites_only_their_rows(tmp_path):
     assert text[-1] == "tail"
 
 
+def test_rows_picked_on_test_also_show_the_last_epoch(tmp_path):
+    """A run that monitors a test metric (Gowalla, as the LightGCN paper) keeps its last evaluation in the
+    ledger, and the table shows it next to the optimistic best-on-test number; other runs store nothing."""
+    import json
+
+    mt = _module("make_table")
+    hist = [{"epoch": 0, "loss": 0.6, "test_recall@20": 0.10, "test_ndcg@20": 0.08},
+            {"epoch": 1, "loss": 0.5, "test_recall@20": 0.14, "test_ndcg@20": 0.12},
+            {"epoch": 2, "loss": 0.4, "test_recall@20": 0.13, "test_ndcg@20": 0.11}]
+    res = {"metrics": {"test_recall@20": 0.14, "test_ndcg@20": 0.12}, "epochs_run": 3, "git_commit": "c1",
+           "git_dirty": False, "monitor": "test_recall@20", "history": hist}
+    assert mt.last_epoch(res) == {"last_metrics": {"test_recall@20": 0.13, "test_ndcg@20": 0.11}}
+    assert mt.last_epoch({**res, "monitor": "val_recall@20"}) == {}  # selected on val: nothing to add
+    run_dir = tmp_path / "gowalla_lightgcn" / "run-1"
+    (run_dir / "seed-0").mkdir(parents=True)
+    (run_dir / "seed-0" / "results.json").write_text(json.dumps(res))
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({"row": "gowalla_lightgcn", "command": "c", "run_dir": str(run_dir),
+                               "wall_s": 60.0, "machine": {}, "returncode": 0}) + "\n")
+    ledger = tmp_path / "ledger.jsonl"
+    mt.ingest(log, ledger)
+    lines, _ = mt.build(ledger)
+    assert ("| best epoch on test: recall@20 0.1400 (n=1); ndcg@20 0.1200 (n=1); last epoch (no selection):"
+            " recall@20 0.1300 (n=1); ndcg@20 0.1100 (n=1) |") in lines["gowalla_lightgcn"]
+
+
 def _ledger_line(run_dir: str, seed: int, hits: float, command: str = "python -m graphnet run ddi.toml",
                  commit: str = "c1", dirty: bool = False, row: str = "ogbl-ddi_gcn", **extra) -> dict:
     return {"row": row, "command": command, "run_dir": run_dir, "wall_s": 6000.0 + 60 * seed,

@@ -13,8 +13,9 @@ reproduction with its command, run dir, wall time, machine and every run's final
 ``--ingest`` appends a ledger line for each successful run in ``OUT/log.jsonl`` (run_all.py's log) that the
 ledger does not hold yet, read from that run's ``results.json`` files. For each row the table takes the
 newest ledger line: ours as mean ± unbiased std over the seeds (for a [sweep] over data splits: over every
-split x seed run), the reference with its source, DGL's / PyG's example numbers where known, epochs, wall
-time. ``--update`` replaces the table and command list of a RESULTS.md, keeping the old line of any row
+split x seed run; a row whose runs pick their epoch on test also shows the last epoch's value, which
+involves no selection), the reference with its source, DGL's / PyG's example numbers where known, epochs,
+wall time. ``--update`` replaces the table and command list of a RESULTS.md, keeping the old line of any row
 the ledger has no entry for (rows run before the ledger existed). Nothing here is typed in by hand except
 the reference values and their sources.
 
@@ -245,8 +246,8 @@ def ingest(log: Path, ledger: Path = LEDGER, *, pool_with_previous: bool = False
     A ledger line is the log record (row, command, run_dir, wall_s, started, threads, machine, and a
     hand-written "note" where a run deviated from its command) plus
     ``runs``: one {"path", "metrics", "epochs_run", "git_commit", "git_dirty"} per results.json of the run
-    (the code each seed ran, as the runner recorded it), so the table can be rebuilt without the
-    (gitignored) run directory.
+    (the code each seed ran, as the runner recorded it; plus "last_metrics" for a run whose epoch was
+    picked on test, see ``last_epoch``), so the table can be rebuilt without the (gitignored) run directory.
 
     ``note`` replaces the record's note on every new line. ``pool_with_previous`` (more seeds of a row
     already in the ledger) sets each new line's "pool_with" to the row's previous line and every line that
@@ -270,7 +271,7 @@ def ingest(log: Path, ledger: Path = LEDGER, *, pool_with_previous: bool = False
             res = json.loads(f.read_text(encoding="utf-8"))
             runs.append({"path": str(f.parent.relative_to(run_dir)), "metrics": res["metrics"],
                          "epochs_run": res["epochs_run"], "git_commit": res.get("git_commit"),
-                         "git_dirty": res.get("git_dirty")})
+                         "git_dirty": res.get("git_dirty"), **last_epoch(res)})
         keys = ("row", "command", "run_dir", "wall_s", "started", "threads", "machine", "note")
         entry = {k: rec[k] for k in keys if k in rec}  # "note": how a run deviated, when it did
         if note is not None:
@@ -294,14 +295,27 @@ def ingest(log: Path, ledger: Path = LEDGER, *, pool_with_previous: bool = False
     return added
 
 
+def last_epoch(res: dict) -> dict:
+    """{"last_metrics": the test metrics of the last evaluation} for a run whose epoch was picked on test.
+
+    A run that monitors a test metric (the Gowalla rows: the LightGCN paper reports its best epoch on test,
+    having no validation split) reports an optimistic number; its last evaluation (the last epoch, the
+    runner always evaluates it) involves no selection, so the table shows both. Empty for other runs."""
+    hist = res.get("history") or []
+    if not str(res.get("monitor", "")).startswith("test_") or not hist:
+        return {}
+    return {"last_metrics": {k: v for k, v in hist[-1].items() if k.startswith("test_")}}
+
+
 def latest_entries(ledger_lines: list[dict]) -> dict[str, dict]:
     """row -> newest of the ledger lines (later lines win)."""
     return {e["row"]: e for e in ledger_lines}
 
 
-def values(entry: dict, key: str) -> list[float]:
-    """All per-run values of ``key`` in a ledger line (over seeds, and over sweep points)."""
-    return [r["metrics"][key] for r in entry["runs"] if r["metrics"].get(key) is not None]
+def values(entry: dict, key: str, field: str = "metrics") -> list[float]:
+    """All per-run values of ``key`` in a ledger line (over seeds, and over sweep points); ``field``
+    "last_metrics" reads the last evaluation of runs selected on test (see ``last_epoch``)."""
+    return [r[field][key] for r in entry["runs"] if (r.get(field) or {}).get(key) is not None]
 
 
 SEED_SET = re.compile(r"\s--set\s+seed=\d+")
@@ -399,6 +413,10 @@ def build(ledger: Path = LEDGER, same_code: SameCode = git_same_code) -> tuple[d
         parts = pooled_entries(e, all_lines, same_code)
         e = {**e, "runs": [x for p in parts for x in p["runs"]]}  # the newest line, with every pooled run
         ours = "; ".join(f"{k.removeprefix('test_')} {fmt(values(e, k), r['scale'])}" for k in r["metrics"])
+        if any("last_metrics" in x for x in e["runs"]):  # picked on test: also the selection-free number
+            last = "; ".join(f"{k.removeprefix('test_')} {fmt(values(e, k, 'last_metrics'), r['scale'])}"
+                             for k in r["metrics"])
+            ours = f"best epoch on test: {ours}; last epoch (no selection): {last}"
         epochs = sorted({x["epochs_run"] for x in e["runs"]})
         ep = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}–{epochs[-1]}"
         ref = f"{r['ref']} ({r['source']})" if r["source"] else r["ref"]
