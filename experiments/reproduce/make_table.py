@@ -399,6 +399,12 @@ def fmt(vals: list[float], scale: float) -> str:
     return f"{mean:.{digits}f} ± {statistics.stdev(vals) * scale:.{digits}f} (n={len(vals)})"
 
 
+def shown(entry: dict, row: dict, field: str = "metrics") -> str:
+    """The row's metrics over the entry's runs, e.g. "recall@20 0.1409 (n=1); ndcg@20 0.1214 (n=1)"."""
+    return "; ".join(f"{k.removeprefix('test_')} {fmt(values(entry, k, field), row['scale'])}"
+                     for k in row["metrics"])
+
+
 def build(ledger: Path = LEDGER, same_code: SameCode = git_same_code) -> tuple[dict[str, str], list[dict]]:
     """row name -> table line (only rows with a ledger entry), and the per-row records.
 
@@ -412,11 +418,9 @@ def build(ledger: Path = LEDGER, same_code: SameCode = git_same_code) -> tuple[d
             continue
         parts = pooled_entries(e, all_lines, same_code)
         e = {**e, "runs": [x for p in parts for x in p["runs"]]}  # the newest line, with every pooled run
-        ours = "; ".join(f"{k.removeprefix('test_')} {fmt(values(e, k), r['scale'])}" for k in r["metrics"])
+        ours = shown(e, r)
         if any("last_metrics" in x for x in e["runs"]):  # picked on test: also the selection-free number
-            last = "; ".join(f"{k.removeprefix('test_')} {fmt(values(e, k, 'last_metrics'), r['scale'])}"
-                             for k in r["metrics"])
-            ours = f"best epoch on test: {ours}; last epoch (no selection): {last}"
+            ours = f"best epoch on test: {ours}; last epoch (no selection): {shown(e, r, 'last_metrics')}"
         epochs = sorted({x["epochs_run"] for x in e["runs"]})
         ep = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}–{epochs[-1]}"
         ref = f"{r['ref']} ({r['source']})" if r["source"] else r["ref"]
