@@ -299,6 +299,31 @@ def test_plot_curve_draws_the_logged_runs(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_grad_norms_measures_each_component_of_a_link_model():
+    """grad_norms.py's per-component norm, hand-computed: every gradient entry set to a known constant c
+    gives c * sqrt(number of entries) per component (the embedding, the GNN, the MLP predictor)."""
+    import math
+
+    import torch
+
+    from graphnet.graph import Graph
+    from graphnet.tasks.link_pred import LinkPrediction
+
+    src = torch.arange(24) % 12  # a ring plus its 2-hop chords
+    g = Graph.from_edges(src, (src + 1 + torch.arange(24) // 12) % 12, 12)  # no X: the task adds an embedding
+    task = LinkPrediction(decoder="mlp", out_dim=4, emb_dim=3, mlp_hidden_dim=5, mlp_num_layers=2)
+    model, _ = task.setup(g, "gcn", {"hidden_dim": 7}, seed=0)
+    consts = {"emb": 2.0, "model": -0.5, "decoder": 3.0}
+    for name, p in model.named_parameters():
+        p.grad = torch.full_like(p, consts[name.split(".")[1] if name.startswith("encoder.") else "decoder"])
+    # entries: embedding 12*3; GCN 3*7 + 7 + 7*4 + 4; predictor 4*5 + 5 + 5*1 + 1
+    want = {"embedding": 2.0 * math.sqrt(36), "gnn": 0.5 * math.sqrt(60), "predictor": 3.0 * math.sqrt(31)}
+    norms = _module("grad_norms").component_norms(model)
+    assert norms == pytest.approx(want, rel=1e-12)
+    model.decoder.lins[0].weight.grad = None  # a parameter without a gradient counts as 0
+    assert _module("grad_norms").component_norms(model)["predictor"] == pytest.approx(3.0 * math.sqrt(11))
+
+
 # ------------------------------------------------------------------------------------- smoke runs
 def _run(raw: dict, tmp_path: Path, seeds: int = 1) -> dict:
     summary = run(
