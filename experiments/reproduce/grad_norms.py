@@ -17,8 +17,9 @@ Usage (from the repository root)::
     DGLBACKEND=pytorch PYTHONPATH=. python experiments/reproduce/grad_norms.py \\
         experiments/reproduce/ogbl-ddi_gcn.toml --seed 6 --epochs 1 [--checkpoint COPY_OF_checkpoint.pt]
 
-Prints one line per epoch: for each component the largest and the mean norm over the epoch's steps and how
-many steps exceed ``--max-norm`` (default 1.0, the example's).
+Prints one line per epoch: the mean training loss (to compare with the run's results.json history) and, for
+each component, the largest and the mean norm over the epoch's steps and how many steps exceed
+``--max-norm`` (default 1.0, the example's).
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         for c in ("embedding", "gnn", "predictor"):
             v = [r[c] for r in rows]
             cells.append(f"{c} {max(v):.3f} / {sum(v) / len(v):.3f} / {sum(x > args.max_norm for x in v)}")
-        print(f"epoch {start + e + 1:3d}: " + "; ".join(cells))
+        loss = out["history"][start + e]["loss"]  # = the run's own history when resumed from its checkpoint
+        print(f"epoch {start + e + 1:3d}: loss {loss:.6f}; " + "; ".join(cells))
 
 
 if __name__ == "__main__":
