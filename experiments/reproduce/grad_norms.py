@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.checkpoint is not None:
             shutil.copyfile(args.checkpoint, ck)  # the Trainer rewrites its checkpoint: never the run's own
             start = torch.load(ck, weights_only=True)["state"]["epoch"]
-        # no evaluation before the last epoch: it does not change the training steps (RNG states are kept)
+        # evaluate only after the last epoch (the run's evaluations fall on its epochs 5, 10, ...: a resumed
+        # measurement of epochs 51-52 or 131 crosses none, so it takes exactly the run's steps)
         train = dataclasses.replace(cfg.train, epochs=start + args.epochs, eval_every=start + args.epochs,
                                     checkpoint_every=0)
         trainer = Trainer(train, seed=args.seed, checkpoint=ck, progress=False)
