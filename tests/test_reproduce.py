@@ -167,6 +167,44 @@ def test_pooled_ledger_lines_give_mean_and_std_over_all_their_seeds(tmp_path):
     assert "--set seed=1" in cmd
 
 
+def test_gap_table_sets_each_difference_against_the_target_and_its_standard_error(tmp_path):
+    """The gap table: ours - reference from the shown values, issue 5's target (one reported std, at least 1
+    point for percentages), and where the reference's run count is known (OGB: 10) the difference over its
+    Welch standard error; pooled rows also show the difference after each ledger line."""
+    import json
+
+    mt = _module("make_table")
+    lines = [_ledger_line("runs/a", 0, 0.38),
+             _ledger_line("runs/b", 1, 0.42, command="python -m graphnet run ddi.toml --set seed=1",
+                          pool_with=["runs/a"])]
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    table, records = mt.build(ledger, same_code=lambda row, a, b: None)
+    results = tmp_path / "RESULTS.md"
+    mlp = ("| Cora (public split) | MLP | test_accuracy | accuracy 57.77 ± 1.01 (n=10) | 55.1 (src) | – |"
+           " 200 | 5.0 min |")
+    results.write_text("\n".join(["# t", "", mt.TABLE_HEADER + " ours |", "|---|", mlp, "", mt.GAP_HEADER,
+                                  "", "tail"]))
+    mt.update(results, table, records)
+    text = results.read_text().split("\n")
+    start = text.index(next(ln for ln in text if ln.startswith(mt.GAP_HEADER)))
+    gaps = {ln.split("`")[1]: ln for ln in text[start + 2:text.index("", start)]}
+    assert set(gaps) == {"cora_mlp", "ogbl-ddi_gcn"}  # rows without a table line or a numeric ref: none
+    # 57.77 - 55.1 = +2.67 > max(no std, 1 point); no run count for Kipf & Welling: no SE
+    assert "| +2.67 | no (±1.00) | – | – | – |" in gaps["cora_mlp"]
+    # 38, 42: 40.00 ± 2.83 (n=2) vs 37.07 ± 5.07 (n=10): +2.93 within 5.07;
+    # SE sqrt(2.83²/2 + 5.07²/10) = sqrt(4.0045 + 2.5705) = 2.56, 2.93 / 2.5642 = 1.14; after a: 38 - 37.07
+    assert ("| hits@20 40.00 ± 2.83 (n=2) | 37.07 ± 5.07 | +2.93 | yes (±5.07) |"
+            " sqrt(2.83²/2 + 5.07²/10) = 2.56 | +1.14 | +0.93, +2.93 |") in gaps["ogbl-ddi_gcn"]
+    assert text[-1] == "tail"
+    by_name = {r["name"]: r for r in mt.ROWS}
+    # a fraction-scale reference with no std has no target; a text reference gives no line
+    rmse = mt.gap(by_name["ml-100k_gcmc"], "| a | b | c | rmse 0.9078 ± 0.0011 (n=10) | x |")
+    assert "| -0.0022 | – (no std given) | – | – | – |" in rmse
+    kg_line = "| a | b | c | mrr 74.36 ± 1.07 (n=10); hits@10 99.58 ± 0.29 (n=10) |"
+    assert mt.gap(by_name["nations_distmult"], kg_line) is None
+
+
 @pytest.mark.parametrize("change, message", [
     ({"seed": 0}, "repeat seed-0"),
     ({"dirty": True}, "uncommitted code"),

@@ -16,8 +16,10 @@ newest ledger line: ours as mean ± unbiased std over the seeds (for a [sweep] o
 split x seed run; a row whose runs pick their epoch on test also shows the last epoch's value, which
 involves no selection), the reference with its source, DGL's / PyG's example numbers where known, epochs,
 wall time. ``--update`` replaces the table and command list of a RESULTS.md, keeping the old line of any row
-the ledger has no entry for (rows run before the ledger existed). Nothing here is typed in by hand except
-the reference values and their sources.
+the ledger has no entry for (rows run before the ledger existed), and the gap table if the file has one
+(``gap``: ours minus the reference, issue 5's target, and the difference over its standard error where the
+reference's run count is known). Nothing here is typed in by hand except the reference values, their run
+counts and their sources.
 
 Seeds run in separate sessions (a 2-hour ogbl-ddi run per seed) are pooled when the newest line says so:
 ``"pool_with": [run_dir, ...]`` names earlier ledger lines of the same row (``--ingest --pool-with-previous``
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import statistics
 import subprocess
@@ -46,6 +49,7 @@ from graphnet.io import atomic_write_text  # noqa: E402  (needs the path above; 
 
 LEDGER = ROOT / "experiments" / "reproduce" / "ledger.jsonl"
 TABLE_HEADER = "| dataset | model | metric |"
+GAP_HEADER = "| row | metric | ours | reference | ours - reference |"
 DGL_GCN = "DGL examples/pytorch/gcn README, train.py"
 DGL_GAT = "DGL examples/pytorch/gat README (300 epochs)"
 DGL_SGC = "DGL examples/pytorch/sgc README"
@@ -58,8 +62,9 @@ CONVE_NA = f"{CONVE} DistMult/ComplEx table not retrievable here"
 OGB_DDI_PYG = "PyG: the reference itself (OGB example snap-stanford/ogb examples/linkproppred/ddi/gnn.py)"
 
 
-def row(name, dataset, model, metrics, ref="", source="", dgl="", pyg="", scale=100.0):
-    """metrics: result keys shown (first = headline); ref: reference text; scale: 100 for percentages."""
+def row(name, dataset, model, metrics, ref="", source="", dgl="", pyg="", scale=100.0, ref_n=None):
+    """metrics: result keys shown (first = headline); ref: reference text; scale: 100 for percentages;
+    ref_n: how many runs the reference's mean ± std is over, where the source says (for the gap's SE)."""
     return {
         "name": name,
         "dataset": dataset,
@@ -70,6 +75,7 @@ def row(name, dataset, model, metrics, ref="", source="", dgl="", pyg="", scale=
         "dgl": dgl,
         "pyg": pyg,
         "scale": scale,
+        "ref_n": ref_n,
     }
 
 
@@ -198,7 +204,7 @@ ROWS = [
         scale=1.0,
     ),
     row("ogbl-ddi_gcn", "ogbl-ddi", "GCN", ["test_hits@20"], "37.07 ± 5.07", "OGB leaderboard (GCN)",
-        pyg=OGB_DDI_PYG),
+        pyg=OGB_DDI_PYG, ref_n=10),
     row(
         "ogbl-ddi_sage",
         "ogbl-ddi",
@@ -207,6 +213,7 @@ ROWS = [
         "53.90 ± 4.74",
         "OGB leaderboard (GraphSAGE)",
         pyg=OGB_DDI_PYG,
+        ref_n=10,  # OGB's leaderboard rules: mean ± std over 10 runs
     ),
 ]
 
@@ -433,7 +440,8 @@ def build(ledger: Path = LEDGER, same_code: SameCode = git_same_code) -> tuple[d
         records.append({**r, "command": e["command"], "run_dir": e["run_dir"], "machine": e["machine"],
                         "threads": e.get("threads"), "started": e.get("started"),
                         "pooled": [{k: p.get(k) for k in RUN_KEYS} for p in parts[:-1]],
-                        "values": {k: values(e, k) for k in r["metrics"]}})
+                        "values": {k: values(e, k) for k in r["metrics"]},
+                        "headline_by_line": [values(p, r["metrics"][0]) for p in parts]})
     return lines, records
 
 
@@ -454,6 +462,70 @@ def table(lines: dict[str, str], old: dict[str, str] | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+# A reference that is one number, optionally "± std" ("37.07 ± 5.07", "0.910"); others are text.
+REF_VALUE = re.compile(r"(-?\d*\.?\d+)(?: ± (\d*\.?\d+))?")
+# The headline cell of a table line as fmt() writes it: "accuracy 81.84 ± 0.70 (n=10)".
+SHOWN = re.compile(r"[\w@]+ (-?\d+\.\d+)(?: ± (\d+\.\d+))? \(n=(\d+)\)")
+
+
+def gap_history(rec: dict) -> list[float]:
+    """For a pooled row: ours minus the reference after each pooled ledger line (oldest first), on the
+    table's scale, from the exact per-run values; [] for a row of one line or a reference that is text."""
+    ref = REF_VALUE.fullmatch(rec["ref"].strip())
+    by_line = rec.get("headline_by_line") or []
+    if ref is None or len(by_line) < 2:
+        return []
+    seen: list[float] = []
+    out = []
+    for vals in by_line:
+        seen += vals
+        out.append(statistics.fmean(seen) * rec["scale"] - float(ref[1]))
+    return out
+
+
+def gap(row: dict, line: str, history: list[float] | None = None) -> str | None:
+    """The gap-table line of ``row``, from its results-table ``line`` (shown, rounded values), or None when
+    the reference or our headline is not a single number.
+
+    target: issue 5's "within one reported std, or 1.0 accuracy point": |ours - ref| <= max(ref std, 1 point)
+    for percentages, <= ref std otherwise. Where the source gives its number of runs (``ref_n``), the
+    difference of the two means is also set against its standard error, sqrt(s²/n + s_ref²/n_ref)
+    (Welch's, unbiased stds): about 2 or more means the two means differ beyond seed noise."""
+    ref = REF_VALUE.fullmatch(row["ref"].strip())
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    ours = SHOWN.fullmatch(cells[3].split(";")[0].strip()) if len(cells) > 3 else None
+    if ref is None or ours is None:
+        return None
+    d = 2 if row["scale"] == 100.0 else 4
+    mean, sd, n = float(ours[1]), float(ours[2]) if ours[2] else None, int(ours[3])
+    ref_mean, ref_sd = float(ref[1]), float(ref[2]) if ref[2] else None
+    diff = mean - ref_mean
+    tol = max(ref_sd or 0.0, 1.0 if row["scale"] == 100.0 else 0.0)
+    within = f"{'yes' if round(abs(diff), d) <= tol else 'no'} (±{tol:.{d}f})" if tol else "– (no std given)"
+    se = z = "–"
+    if row.get("ref_n") and ref_sd is not None and sd is not None and n >= 2:
+        err = math.sqrt(sd ** 2 / n + ref_sd ** 2 / row["ref_n"])
+        se, z = f"sqrt({sd:.{d}f}²/{n} + {ref_sd:.{d}f}²/{row['ref_n']}) = {err:.{d}f}", f"{diff / err:+.2f}"
+    hist = ", ".join(f"{h:+.{d}f}" for h in history) if history else "–"
+    return (f"| `{row['name']}` | {row['metrics'][0]} | {cells[3].split(';')[0].strip()} | {row['ref']} |"
+            f" {diff:+.{d}f} | {within} | {se} | {z} | {hist} |")
+
+
+def gap_table(lines: dict[str, str], records: list[dict]) -> str:
+    """The gap table (ROWS order) for the rows of ``lines`` whose reference is a number."""
+    history = {rec["name"]: gap_history(rec) for rec in records}
+    out = [
+        f"{GAP_HEADER} within target: max(ref std, 1 point) | standard error of the difference |"
+        " difference / SE | difference after each pooled line |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in ROWS:
+        g = gap(r, lines[r["name"]], history.get(r["name"])) if r["name"] in lines else None
+        if g:
+            out.append(g)
+    return "\n".join(out) + "\n"
+
+
 def command_line(rec: dict) -> str:
     """One "- `row`: ..." line: the newest run's command, and before it any runs pooled with it."""
 
@@ -469,10 +541,11 @@ def command_line(rec: dict) -> str:
 
 
 def update(results_md: Path, lines: dict[str, str], records: list[dict]) -> None:
-    """Rewrite the table block and the ``- `row`: ...`` command list of ``results_md`` in place (atomic).
+    """Rewrite the table block, the gap table (if the file has one) and the ``- `row`: ...`` command list of
+    ``results_md`` in place (atomic).
 
-    Rows with a ledger entry get new lines; the others keep theirs. The table block runs from the header
-    line to the next blank line; the command list is the run of lines starting with "- `<row>`:".
+    Rows with a ledger entry get new lines; the others keep theirs. A table block runs from its header line
+    to the next blank line; the command list is the run of lines starting with "- `<row>`:".
     """
     text = results_md.read_text(encoding="utf-8").split("\n")
     names = {r["name"] for r in ROWS}
@@ -490,6 +563,11 @@ def update(results_md: Path, lines: dict[str, str], records: list[dict]) -> None
             old_lines[name] = ln
     new_table = table(lines, old_lines).rstrip("\n").split("\n")
     text[start:end] = new_table
+    gap_start = next((i for i, ln in enumerate(text) if ln.startswith(GAP_HEADER)), None)
+    if gap_start is not None:  # the gap table, from every row's line as it now stands
+        gap_end = next((i for i in range(gap_start, len(text)) if not text[i].strip()), len(text))
+        shown_lines = {**old_lines, **lines}
+        text[gap_start:gap_end] = gap_table(shown_lines, records).rstrip("\n").split("\n")
 
     def cmd_row(ln: str) -> str | None:
         name = ln[3:].split("`", 1)[0] if ln.startswith("- `") else None
@@ -513,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pool-with-previous", action="store_true",
                    help="with --ingest: pool each new run with its row's previous ledger line(s)")
     p.add_argument("--note", help="with --ingest: the note of every new ledger line (how the run came about)")
-    p.add_argument("--update", metavar="RESULTS_MD", help="rewrite this file's table and command list")
+    p.add_argument("--update", metavar="RESULTS_MD",
+                   help="rewrite this file's table, gap table and command list")
     p.add_argument("--json", action="store_true", help="print the per-row records as JSON instead")
     args = p.parse_args(argv)
     ledger = ROOT / args.ledger
@@ -531,6 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(records, indent=1))
     else:
         print(table(lines))
+        print(gap_table(lines, records))
         print("\n".join(command_line(rec) for rec in records))
     return 0
 
