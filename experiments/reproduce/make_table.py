@@ -490,7 +490,7 @@ def gap(row: dict, line: str, history: list[float] | None = None) -> str | None:
     target: issue 5's "within one reported std, or 1.0 accuracy point": |ours - ref| <= max(ref std, 1 point)
     for percentages, <= ref std otherwise. Where the source gives its number of runs (``ref_n``), the
     difference of the two means is also set against its standard error, sqrt(s²/n + s_ref²/n_ref)
-    (Welch's, unbiased stds): about 2 or more means the two means differ beyond seed noise."""
+    (Welch's, unbiased stds): a ratio beyond about ±2 is unlikely from seed noise alone."""
     ref = REF_VALUE.fullmatch(row["ref"].strip())
     cells = [c.strip() for c in line.strip().strip("|").split("|")]
     ours = SHOWN.fullmatch(cells[3].split(";")[0].strip()) if len(cells) > 3 else None
