@@ -189,7 +189,7 @@ def test_gap_table_sets_each_difference_against_the_target_and_its_standard_erro
     text = results.read_text().split("\n")
     start = text.index(next(ln for ln in text if ln.startswith(mt.GAP_HEADER)))
     gaps = {ln.split("`")[1]: ln for ln in text[start + 2:text.index("", start)]}
-    assert set(gaps) == {"cora_mlp", "ogbl-ddi_gcn"}  # rows without a table line or a numeric ref: none
+    assert set(gaps) == {"cora_mlp", "ogbl-ddi_gcn"}  # no line for a row without a table line or a number
     # 57.77 - 55.1 = +2.67 > max(no std, 1 point); no run count for Kipf & Welling: no SE
     assert "| +2.67 | no (±1.00) | – | – | – |" in gaps["cora_mlp"]
     # 38, 42: 40.00 ± 2.83 (n=2) vs 37.07 ± 5.07 (n=10): +2.93 within 5.07;
