@@ -445,6 +445,10 @@ PUBLISHED = [
     ("cora_appnp", "test_accuracy", 0.837, 0.010),
     ("citeseer_appnp", "test_accuracy", 0.715, 0.010),
     ("amazon-photo_gcn", "test_accuracy", 0.912, 0.012),
+    # ml-100k's RMSE has no reported std and no "point": its tolerance, 0.003, is three units of the paper's
+    # last digit (0.910), about 3x our seed std (0.0011), and tight enough to fail the first table's protocol
+    # (0.9138, RESULTS.md).
+    ("ml-100k_gcmc", "test_rmse", 0.910, 0.003),
 ]
 
 
