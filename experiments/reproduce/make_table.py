@@ -468,10 +468,16 @@ REF_VALUE = re.compile(r"(-?\d*\.?\d+)(?: ± (\d*\.?\d+))?")
 SHOWN = re.compile(r"[\w@]+ (-?\d+\.\d+)(?: ± (\d+\.\d+))? \(n=(\d+)\)")
 
 
+def reference(row: dict) -> tuple[float, float | None] | None:
+    """(mean, std or None) of a row's reference when it is one number, else None."""
+    m = REF_VALUE.fullmatch(row["ref"].strip())
+    return None if m is None else (float(m[1]), float(m[2]) if m[2] else None)
+
+
 def gap_history(rec: dict) -> list[float]:
     """For a pooled row: ours minus the reference after each pooled ledger line (oldest first), on the
     table's scale, from the exact per-run values; [] for a row of one line or a reference that is text."""
-    ref = REF_VALUE.fullmatch(rec["ref"].strip())
+    ref = reference(rec)
     by_line = rec.get("headline_by_line") or []
     if ref is None or len(by_line) < 2:
         return []
@@ -479,7 +485,7 @@ def gap_history(rec: dict) -> list[float]:
     out = []
     for vals in by_line:
         seen += vals
-        out.append(statistics.fmean(seen) * rec["scale"] - float(ref[1]))
+        out.append(statistics.fmean(seen) * rec["scale"] - ref[0])
     return out
 
 
@@ -491,14 +497,15 @@ def gap(row: dict, line: str, history: list[float] | None = None) -> str | None:
     for percentages, <= ref std otherwise. Where the source gives its number of runs (``ref_n``), the
     difference of the two means is also set against its standard error, sqrt(s²/n + s_ref²/n_ref)
     (Welch's, unbiased stds): a ratio beyond about ±2 is unlikely from seed noise alone."""
-    ref = REF_VALUE.fullmatch(row["ref"].strip())
+    ref = reference(row)
     cells = [c.strip() for c in line.strip().strip("|").split("|")]
-    ours = SHOWN.fullmatch(cells[3].split(";")[0].strip()) if len(cells) > 3 else None
+    headline = cells[3].split(";")[0].strip() if len(cells) > 3 else ""
+    ours = SHOWN.fullmatch(headline)
     if ref is None or ours is None:
         return None
     d = 2 if row["scale"] == 100.0 else 4
     mean, sd, n = float(ours[1]), float(ours[2]) if ours[2] else None, int(ours[3])
-    ref_mean, ref_sd = float(ref[1]), float(ref[2]) if ref[2] else None
+    ref_mean, ref_sd = ref
     diff = mean - ref_mean
     tol = max(ref_sd or 0.0, 1.0 if row["scale"] == 100.0 else 0.0)
     within = f"{'yes' if round(abs(diff), d) <= tol else 'no'} (±{tol:.{d}f})" if tol else "– (no std given)"
@@ -507,7 +514,7 @@ def gap(row: dict, line: str, history: list[float] | None = None) -> str | None:
         err = math.sqrt(sd ** 2 / n + ref_sd ** 2 / row["ref_n"])
         se, z = f"sqrt({sd:.{d}f}²/{n} + {ref_sd:.{d}f}²/{row['ref_n']}) = {err:.{d}f}", f"{diff / err:+.2f}"
     hist = ", ".join(f"{h:+.{d}f}" for h in history) if history else "–"
-    return (f"| `{row['name']}` | {row['metrics'][0]} | {cells[3].split(';')[0].strip()} | {row['ref']} |"
+    return (f"| `{row['name']}` | {row['metrics'][0]} | {headline} | {row['ref']} |"
             f" {diff:+.{d}f} | {within} | {se} | {z} | {hist} |")
 
 
