@@ -57,6 +57,9 @@ def _as_long(name: str, t: Any) -> Tensor:
     return t.long().reshape(-1)
 
 
+_INT64_MAX = torch.iinfo(torch.long).max
+
+
 def _as_shape(num_nodes: Any) -> tuple[int, int] | None:
     """``num_nodes`` (None, N or (N_dst, N_src), ints only) as a shape; else a GraphError."""
     is_int = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))  # noqa: E731
@@ -117,7 +120,12 @@ def adjacency(src: Any, dst: Any, num_nodes: int | tuple[int, int] | None = None
     shape = _as_shape(num_nodes)
     if shape is None:
         n = int(max(src.max(), dst.max())) + 1 if src.numel() else 0
+        if n > _INT64_MAX:  # torch (and dgl.sparse) shapes are int64: N = max id + 1 must fit
+            raise GraphError(f"src/dst: node id {n - 1} out of range: the node count max id + 1 must fit "
+                             "int64, expected ids < 2**63 - 1")
         shape = (n, n)
+    if max(shape) > _INT64_MAX:
+        raise GraphError(f"num_nodes: expected at most 2**63 - 1 nodes (int64), got shape {shape}")
     if shape[0] <= 0 or shape[1] <= 0:
         raise GraphError(f"num_nodes: expected a graph with at least one node, got shape {shape}")
     for name, ids, n in (("src", src, shape[1]), ("dst", dst, shape[0])):

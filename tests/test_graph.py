@@ -174,8 +174,13 @@ def test_round_trip_scipy(tiny_graph):
     g = Graph(A=tiny_graph.adjacency())
     M = g.to_scipy()
     assert M.shape == tiny_graph.shape
+    summed = {}  # (u, v) -> total weight of the u -> v edges (duplicates summed, as tocsr does)
     for s, d, w in zip(tiny_graph.src, tiny_graph.dst, tiny_graph.weights().tolist(), strict=True):
-        assert M.tocsr()[s, d] >= w - 1e-12  # M[u, v] = weight of u -> v (duplicates summed by tocsr)
+        summed[(s, d)] = summed.get((s, d), 0.0) + w
+    csr = M.tocsr()
+    assert csr.nnz == len(summed)
+    for (s, d), w in summed.items():
+        assert csr[s, d] == pytest.approx(w, rel=1e-12)  # M[u, v] = weight of u -> v
     assert edges_of(Graph.from_scipy(M)) == edges_of(g)
 
 
@@ -198,6 +203,14 @@ def test_round_trip_networkx(tiny_graph):
     assert isinstance(G, nx.MultiDiGraph if "multi_edge" in tiny_graph.tags else nx.DiGraph)
     assert G.number_of_nodes() == tiny_graph.shape[0] and G.number_of_edges() == tiny_graph.num_edges
     assert edges_of(Graph.from_networkx(G)) == edges_of(g)
+
+
+def test_networkx_orientation_by_hand():
+    # networkx: a DiGraph edge (u, v) is u -> v, i.e. A[v, u] in graphnet's A[dst, src]
+    G = Graph.from_edges([0], [1], 2, weight=[2.0]).to_networkx()
+    assert list(G.edges(data="weight")) == [(0, 1, 2.0)]
+    D = Graph.from_networkx(nx.DiGraph([(0, 1)])).A.to_dense()
+    assert D.tolist() == [[0.0, 0.0], [1.0, 0.0]]
 
 
 def test_from_networkx_undirected_weights_and_names():

@@ -192,21 +192,57 @@ def test_scaled_laplacian_equals_dense_formula(tiny_graph, lambda_max):
     )
 
 
-@pytest.mark.parametrize(
-    "fn",
-    [
-        pytest.param(lambda A: ops.gcn_norm(A), id="gcn_norm"),
-        pytest.param(lambda A: ops.gcn_norm(A, self_loops=False), id="gcn_norm_no_loops"),
-        pytest.param(lambda A: ops.scaled_laplacian(A), id="scaled_laplacian"),
-        pytest.param(ops.row_norm, id="row_norm"),
-        pytest.param(ops.col_norm, id="col_norm"),
-    ],
-)
-def test_normalizations_pass_gradients_to_edge_weights(fn):
+def _recip(d, p):
+    """d^-p with 0 where d == 0 (the convention of ops: zero-degree nodes keep zero rows/columns)."""
+    return torch.where(d > 0, d.clamp(min=1e-300) ** -p, torch.zeros_like(d))
+
+
+def _dense_gcn(D, loops):
+    D = D + torch.eye(D.shape[0], dtype=D.dtype) if loops else D
+    return _recip(D.sum(1), 0.5)[:, None] * D * _recip(D.sum(0), 0.5)[None, :]
+
+
+# (ops function, its dense float64 formula); row_norm/col_norm rows sum to 1, so a plain .sum() loss
+# would have gradient 0 whatever the code did: the upstream gradient G below is random.
+NORMALIZATIONS = {
+    "gcn_norm": (ops.gcn_norm, lambda D: _dense_gcn(D, True)),
+    "gcn_norm_no_loops": (lambda A: ops.gcn_norm(A, self_loops=False), lambda D: _dense_gcn(D, False)),
+    "scaled_laplacian": (ops.scaled_laplacian, lambda D: -_dense_gcn(D, False)),  # lambda_max 2: L~ = -A_n
+    "scaled_laplacian_1.5": (
+        lambda A: ops.scaled_laplacian(A, 1.5),
+        lambda D: (2 / 1.5) * (torch.eye(D.shape[0], dtype=D.dtype) - _dense_gcn(D, False))
+        - torch.eye(D.shape[0], dtype=D.dtype),
+    ),
+    "row_norm": (ops.row_norm, lambda D: _recip(D.sum(1), 1)[:, None] * D),
+    "col_norm": (ops.col_norm, lambda D: D * _recip(D.sum(0), 1)[None, :]),
+}
+
+
+@pytest.mark.parametrize("name", NORMALIZATIONS)
+def test_normalizations_pass_gradients_to_edge_weights(name):
+    fn, formula = NORMALIZATIONS[name]
     w = torch.tensor([2.0, 1.0, 3.0], dtype=torch.float64, requires_grad=True)
-    out = fn(adjacency([0, 0, 1], [1, 2, 2], 4, w))
-    out.val.sum().backward()
-    assert w.grad is not None and torch.isfinite(w.grad).all()
+    w_ref = w.detach().clone().requires_grad_()
+    out = dense(fn(adjacency([0, 0, 1], [1, 2, 2], 4, w)))
+    ref = formula(dense(adjacency([0, 0, 1], [1, 2, 2], 4, w_ref)))
+    torch.testing.assert_close(out, ref)
+    G = torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    (out * G).sum().backward()
+    (ref * G).sum().backward()
+    torch.testing.assert_close(w.grad, w_ref.grad)
+    assert w.grad.abs().max() > 1e-3  # the upstream G makes every normalization's gradient nonzero
+
+
+def test_row_and_col_norm_gradients_by_hand():
+    # small(): w = [2, 1, 3] on 0->1, 0->2, 1->2.  row_norm's entry (2, 0) is w1 / (w1 + w2) = 1/4:
+    # d/dw = [0, w2 / (w1+w2)^2, -w1 / (w1+w2)^2] = [0, 3/16, -1/16].
+    w = torch.tensor([2.0, 1.0, 3.0], dtype=torch.float64, requires_grad=True)
+    dense(ops.row_norm(adjacency([0, 0, 1], [1, 2, 2], 4, w)))[2, 0].backward()
+    assert w.grad.tolist() == pytest.approx([0.0, 3 / 16, -1 / 16])
+    # col_norm's entry (1, 0) is w0 / (w0 + w1) = 2/3: d/dw = [w1, -w0, 0] / (w0+w1)^2 = [1/9, -2/9, 0].
+    w.grad = None
+    dense(ops.col_norm(adjacency([0, 0, 1], [1, 2, 2], 4, w)))[1, 0].backward()
+    assert w.grad.tolist() == pytest.approx([1 / 9, -2 / 9, 0.0])
 
 
 # ------------------------------------------------------------------------------------------ spmm

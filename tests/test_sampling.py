@@ -8,6 +8,7 @@ from torch import nn
 
 from graphnet import ops
 from graphnet.errors import ConfigError, GraphError
+from graphnet.nn import conv
 from graphnet.sampling import EdgeMiniBatch, NeighborSampler, edge_ids, layerwise_inference, shuffled_batches
 
 
@@ -91,7 +92,6 @@ def test_full_fanout_sampled_forward_equals_full_batch(name):
 
 
 def test_full_fanout_with_graphnet_graphconv_layers():
-    conv = pytest.importorskip("graphnet.nn.conv")
     torch.manual_seed(3)
 
     class Stack(nn.Module):

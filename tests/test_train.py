@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import random
 
 import numpy as np
@@ -153,8 +154,10 @@ def test_min_mode_monitor():
 
 def test_eval_every_and_last_epoch():
     out, _ = fit(dataclasses.replace(CPU, epochs=10, eval_every=4))
-    assert [h["epoch"] for h in out["history"] if "val_accuracy" in h] == [3, 7, 9]
-    assert out["best_epoch"] in (3, 7, 9)
+    evaluated = [h for h in out["history"] if "val_accuracy" in h]
+    assert [h["epoch"] for h in evaluated] == [3, 7, 9]
+    best = max(evaluated, key=lambda h: (h["val_accuracy"], -h["epoch"]))  # first maximum
+    assert out["best_epoch"] == best["epoch"]
 
 
 @pytest.mark.parametrize("kill_at", [4, 7])
@@ -207,13 +210,17 @@ def test_optimizers(name, expected, monkeypatch):
         orig = cls.__init__
 
         def spy(self, *a, _orig=orig, **k):
-            made.append(type(self))
             _orig(self, *a, **k)
+            made.append((type(self), self.defaults))
 
         monkeypatch.setattr(cls, "__init__", spy)
-    out, _ = fit(dataclasses.replace(CPU, optimizer=name, epochs=2))
-    assert made == [expected]
-    assert out["history"][-1]["loss"] == out["history"][-1]["loss"]  # finite, not NaN
+    out, _ = fit(dataclasses.replace(CPU, optimizer=name, epochs=2, lr=0.03, weight_decay=1e-3,
+                                     momentum=0.7))
+    assert [cls for cls, _ in made] == [expected]
+    hyper = made[0][1]
+    assert hyper["lr"] == 0.03 and hyper["weight_decay"] == 1e-3
+    assert hyper.get("momentum") == (0.7 if name == "sgd" else None)  # momentum is SGD's only
+    assert all(math.isfinite(h["loss"]) for h in out["history"])
 
 
 def test_step_and_cosine_schedules():

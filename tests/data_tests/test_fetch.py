@@ -324,7 +324,10 @@ def test_mirror_archive_is_extracted_and_verified(tmp_path, fmt):
     assert (raw / "train.txt").read_bytes() == MEMBERS["train.txt"]
     # cached members are used without the archive
     (m / "toy" / f"toy.{fmt}").unlink()
-    F.fetch(card, root=tmp_path / "r", mirror=m)
+    assert F.fetch(card, root=tmp_path / "r", mirror=m) == raw
+    assert leftovers(raw) == ["test.txt", "train.txt"]
+    assert [(raw / k).read_bytes() for k in ("train.txt", "test.txt")] == [MEMBERS["train.txt"],
+                                                                          MEMBERS["test.txt"]]
 
 
 def test_mirror_with_extracted_members_is_accepted(tmp_path):

@@ -433,6 +433,30 @@ def test_gat_values_of_shape_nnz_heads_weight_each_head():
         torch.testing.assert_close(out[:, h], gat(dglsp.val_like(case, w[:, h].contiguous()), X)[:, h])
 
 
+# Each layer's output on an edgeless graph, by hand: every neighbour sum is 0, so only self/root terms and
+# biases remain (GIN: mlp((1 + eps) X); APPNP: H_k = 0.8 * 0 + 0.2 X; Cheb: T0 = X, T1 = L~ X = 0,
+# T2 = 2 L~ T1 - T0 = -X; LightGCN: (X + 0 + 0) / 3; SAGE-pool: the max over no neighbours is 0).
+EMPTY_GRAPH_OUTPUT = {
+    "graphconv": lambda m, X: m.bias,
+    "sage_mean": lambda m, X: X @ m.lin_self.weight.T + m.bias,
+    "sage_sum": lambda m, X: X @ m.lin_self.weight.T + m.bias,
+    "sage_pool": lambda m, X: X @ m.lin_self.weight.T + m.bias,
+    "gat": lambda m, X: m.bias,
+    "gat_edge": lambda m, X: m.bias,
+    "gin": lambda m, X: m.mlp((1 + m.eps) * X),  # eps = 0.3 stored as float32, then .double()
+    "sgc": lambda m, X: m.lin.bias,
+    "sgc_project_first": lambda m, X: m.lin.bias,
+    "appnp": lambda m, X: 0.2 * X,
+    "cheb": lambda m, X: torch.cat([X, torch.zeros_like(X), -X], 1) @ m.lin.weight.T + m.lin.bias,
+    "edgefeat": lambda m, X: m.bias,
+    "edgefeat_vec": lambda m, X: X @ m.lin_root.weight.T + m.bias,
+    "lightgcn": lambda m, X: X / 3,
+    "rgcn_full": lambda m, X: X @ m.loop_weight + m.bias,
+    "rgcn_basis": lambda m, X: X @ m.loop_weight + m.bias,
+    "rgcn_bdd": lambda m, X: X @ m.loop_weight + m.bias,
+}
+
+
 def test_empty_graph_gives_self_terms_only():
     from graphnet.graph import adjacency
 
@@ -450,7 +474,8 @@ def test_empty_graph_gives_self_terms_only():
             )
         )
         out = run(layer, A, X, extra)
-        assert torch.isfinite(out).all(), spec.name
+        torch.testing.assert_close(out, EMPTY_GRAPH_OUTPUT[spec.name](layer, X).expand_as(out), **TOL)
+        assert out.shape[0] == 4, spec.name
 
 
 # ------------------------------------------------------------------------------------------ API details

@@ -1,4 +1,4 @@
-"""graphnet layers vs DGL 2.1's own modules, parameters copied across, float64, to 1e-5 (tighter here).
+"""graphnet layers vs DGL 2.1's own modules, parameters copied across, float64, to rtol 1e-10.
 
 DGL graphs are built with Graph.to_dgl() (edges src -> dst), and edge weights go in as DGL's ``edge_weight``.
 Intended differences, each pinned by a test below:
@@ -26,7 +26,7 @@ from graphnet.nn.conv import APPNPConv, ChebConv, GATConv, GINConv, GraphConv, S
 from graphnet.nn.conv_rel import RelGraphConv, relation_norm
 
 IN, OUT = 4, 6
-TOL = dict(rtol=1e-5, atol=1e-7)
+TOL = dict(rtol=1e-10, atol=1e-12)  # float64 on both sides
 
 
 def setup(case, seed=0, loops=False):
@@ -95,7 +95,8 @@ def test_sage_mean_matches_dgl(tiny_graph, weighted):
     copy_(theirs.fc_neigh.weight, ours.lin_neigh.weight)
     if weighted:  # DGL: sum w h / count; feed w * count / sum(w) to get graphnet's sum w h / sum w
         count = torch.bincount(A.row, minlength=A.shape[0]).double()
-        out_dgl = theirs(g, X, edge_weight=w * count[A.row] / ops.in_degrees(A)[A.row])
+        weighted_in = torch.zeros(A.shape[0], dtype=w.dtype).index_add(0, A.row, w)  # not ops.in_degrees
+        out_dgl = theirs(g, X, edge_weight=w * count[A.row] / weighted_in[A.row])
     else:
         out_dgl = theirs(g, X)
     torch.testing.assert_close(ours(A, X), out_dgl, **TOL)

@@ -138,6 +138,10 @@ GRAPH_CASES = [
          "col_norm", "-2.0"),
     case("uint64-id-beyond-int64", lambda: Graph.from_edges(np.array([2**64 - 1], dtype=np.uint64), [0]),
          "src", "out of range"),
+    # found by the fuzz (2026-12-07): N = max id + 1 = 2**63 overflowed int64 inside torch (RuntimeError)
+    case("max-int64-id-without-num-nodes", lambda: Graph.from_edges([0], [2**63 - 1]), "src/dst",
+         "9223372036854775807", "< 2**63 - 1"),
+    case("num-nodes-beyond-int64", lambda: Graph.from_edges([0], [1], 2**63), "num_nodes", "2**63 - 1"),
     case("spmm-shape", lambda: ops.spmm(path3().A, torch.ones(2, 4)), "spmm", "3 columns", "(2, 4)"),
     case("spmm-multihead-values-2d-x", lambda: ops.spmm(path3(weight=torch.ones(2, 4)).A, torch.ones(3, 5)),
          "spmm", "(3, 5)"),

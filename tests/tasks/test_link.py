@@ -102,6 +102,7 @@ def test_evaluate_matches_metric_functions(fit_task):
     assert res["ap"] == pytest.approx(average_precision_score(labels.numpy(), s), abs=1e-6)
     kth = torch.sort(neg, descending=True).values[2]
     assert res["hits@3"] == pytest.approx(float((pos > kth).float().mean()))
+    assert res["hits@1"] == pytest.approx(float((pos > neg.max()).float().mean()))
 
 
 def test_ogb_protocol_uses_official_evaluator_and_monitor():
