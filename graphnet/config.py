@@ -196,11 +196,22 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain TOML-able data (what config.toml and results.json hold)."""
         if self.sweep:
-            return {**copy.deepcopy(self.sweep_base), "sweep": dict(self.sweep)}
+            return {**self.written_sweep_base(), "sweep": dict(self.sweep)}
         return {"name": self.name, "seed": self.seed, "seeds": self.seeds, "data": self.data.to_dict(),
                 "model": self.model.to_dict(), "task": self.task.to_dict(),
                 "train": {k: list(v) if isinstance(v, tuple) else v  # (track) as TOML/JSON read it back
                           for k, v in dataclasses.asdict(self.train).items()}}
+
+    def written_sweep_base(self) -> dict[str, Any]:
+        """A sweep's config as written, with this config's seed, seeds and train.device.
+
+        The runner changes those three after loading (``--seeds``, ``--device``); the grid points, the
+        stored config.toml and a later ``--resume`` must all see the changed values, not the file's.
+        """
+        raw = copy.deepcopy(self.sweep_base)
+        raw["seed"], raw["seeds"] = self.seed, self.seeds
+        raw["train"] = {**raw.get("train", {}), "device": self.train.device}
+        return raw
 
 
 _TOP = ("name", "seed", "seeds", "data", "model", "task", "train", "sweep")
@@ -321,9 +332,7 @@ def expand_sweep(cfg: ExperimentConfig,
     points = []
     for values in itertools.product(*(cfg.sweep[k] for k in keys)):
         settings = dict(zip(keys, values, strict=True))
-        raw = copy.deepcopy(cfg.sweep_base)
-        # seed/seeds may have been changed after loading (--seeds N): every point runs what cfg says.
-        raw["seed"], raw["seeds"] = cfg.seed, cfg.seeds
+        raw = cfg.written_sweep_base()  # with --seeds / --device applied to every point
         for key, value in settings.items():
             node = raw
             *parents, last = key.split(".")

@@ -282,6 +282,27 @@ def test_sweep_layout(tmp_path):
     assert read_json(run_dir / "summary.json") == json.loads(json.dumps(summary))
 
 
+def test_sweep_with_seeds_and_device_overrides_survives_resume(tmp_path):
+    """`run(sweep, seeds=2, device="cpu")`: every point runs 2 seeds on cpu, config.toml says so, and a
+    resume after losing one seed's results reruns exactly that seed (it used to reload the file's seeds = 1
+    and rewrite each point's summary with n = 1)."""
+    raw = {**karate(epochs=2).to_dict(), "seeds": 1, "sweep": {"train.lr": [0.01, 0.1]}}
+    raw["train"] = {**raw["train"], "device": "auto"}
+    summary = run(from_dict(raw), out=tmp_path, seeds=2, device="cpu")
+    run_dir = Path(summary["run_dir"])
+    stored = load_config(run_dir / "config.toml")
+    assert (stored.seeds, stored.train.device) == (2, "cpu")
+    assert [p["metrics"]["test_accuracy"]["n"] for p in summary["points"]] == [2, 2]
+    for point in ("point-000", "point-001"):
+        assert [r["config"]["train"]["device"] for r in check_run_dir(run_dir / point, [0, 1])] == ["cpu"] * 2
+    kept = read_json(run_dir / "point-000" / "seed-0" / "results.json")
+    (run_dir / "point-001" / "seed-1" / "results.json").unlink()
+    resumed = run(None, resume=run_dir)
+    assert [p["metrics"]["test_accuracy"]["n"] for p in resumed["points"]] == [2, 2]
+    assert read_json(run_dir / "point-000" / "seed-0" / "results.json") == kept
+    assert resumed["points"][1]["metrics"] == summary["points"][1]["metrics"]  # seed 1 rerun, identical
+
+
 # ------------------------------------------------------------------------------------ io: atomic, unique
 def test_atomic_write_replaces_whole_files_and_cleans_up(tmp_path):
     p = tmp_path / "r.json"
