@@ -140,9 +140,11 @@ class KGCompletion:
             torch.cat([tail_q, torch.zeros(len(tail_q), 1, dtype=torch.long)], 1),
             torch.cat([head_q, torch.ones(len(head_q), 1, dtype=torch.long)], 1)])
         kge = model_name in KGE_MODELS
-        inverse = not kge and self.add_inverse and graph.edge_type is not None
-        if inverse:
-            graph = with_inverse_edges(graph, r)
+        # The loader's data.add_inverse may already have added the tail -> head edges (types R..2R-1):
+        # adding them again would double every edge (and give R-GCN types beyond its 2R).
+        inverse = bool(graph.meta.get("add_inverse"))
+        if not kge and self.add_inverse and graph.edge_type is not None and not inverse:
+            graph, inverse = with_inverse_edges(graph, r), True
         num_rel_graph = 2 * r if inverse else r
         extra: dict[str, Any] = {"num_relations": r} if kge else \
             {"num_relations": num_rel_graph} if model_name == "rgcn" else {}

@@ -159,6 +159,28 @@ def test_rgcn_gets_inverse_relations_and_eval_batching_is_exact():
     assert a == pytest.approx(b)
 
 
+@pytest.mark.parametrize("model_name", ["rgcn", "gcn"])
+@pytest.mark.parametrize("task_inverse", [True, False])
+def test_inverse_edges_added_by_the_loader_are_not_added_again(model_name, task_inverse):
+    """data.add_inverse=true (meta['add_inverse']) already holds the tail -> head edges: the task must
+    build the same graph and model as when it adds them itself, whatever task.add_inverse says."""
+    from graphnet.tasks.kg_completion import with_inverse_edges
+
+    graph = random_kg()
+    loaded = with_inverse_edges(graph, 3).replace(meta={**graph.meta, "add_inverse": True})
+    kw = {"hidden_dim": 8, "num_bases": 2} if model_name == "rgcn" else {"hidden_dim": 8}
+    ref_model, ref_g = KGCompletion(emb_dim=8).setup(graph, model_name, kw, seed=0)
+    model, g = KGCompletion(emb_dim=8, add_inverse=task_inverse).setup(loaded, model_name, kw, seed=0)
+    for a, b in ((g.A.row, ref_g.A.row), (g.A.col, ref_g.A.col), (g.A.val, ref_g.A.val)):
+        assert torch.equal(a, b)  # the prepared graph (GCN: normalized, one entry per pair) is the same
+    if model_name == "rgcn":  # R-GCN keeps every edge: each training triple twice, not four times
+        assert g.A.nnz == 2 * graph.A.nnz and torch.equal(g.edge_type, ref_g.edge_type)
+        assert int(g.edge_type.max()) == 2 * 3 - 1
+    model.eval(), ref_model.eval()  # no dropout: same seed, same graph -> the same embeddings
+    with torch.no_grad():
+        torch.testing.assert_close(model.encoder(g), ref_model.encoder(ref_g), rtol=0, atol=0)
+
+
 def test_errors():
     with pytest.raises(ConfigError, match="decoder"):
         KGCompletion(decoder="transe")
