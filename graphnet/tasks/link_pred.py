@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphnet import distributed, metrics
-from graphnet.errors import ConfigError
+from graphnet.errors import ConfigError, GraphError
 from graphnet.graph import Graph
 from graphnet.nn.heads import PAIR_SCORERS, MLPScorer
 from graphnet.sampling import EdgeMiniBatch
@@ -123,7 +123,15 @@ class LinkPrediction:
         if "train" not in graph.edge_splits:
             from graphnet.data.splits import link_split
 
+            for key, frac in (("task.val_frac", self.val_frac), ("task.test_frac", self.test_frac)):
+                if not frac > 0:  # an empty split would only fail at its first evaluation, with no name
+                    raise ConfigError(f"{key}: expected > 0 (the task selects epochs on val and reports "
+                                      f"test), got {frac}")
             graph = link_split(graph, val_frac=self.val_frac, test_frac=self.test_frac, seed=seed)
+        for split in ("val", "test"):
+            if split in graph.edge_splits and len(graph.edge_splits[split]) == 0:
+                raise GraphError(f"task 'link': edge split {split!r} is empty; expected positive pairs "
+                                 "to evaluate on")
         name = graph.meta.get("evaluator")
         if name is not None:
             if name not in OGB_LINK_METRICS:

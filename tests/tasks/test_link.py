@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from graphnet import metrics
-from graphnet.errors import ConfigError
+from graphnet.data.splits import link_split
+from graphnet.errors import ConfigError, GraphError
 from graphnet.graph import Graph
 from graphnet.tasks.link_pred import LinkPrediction
 
@@ -143,6 +144,17 @@ def test_per_query_negatives_give_mrr():
     pos = (H[pos_pairs[:, 0]] * H[pos_pairs[:, 1]]).sum(1)
     neg = (H[per_query[..., 0]] * H[per_query[..., 1]]).sum(-1)  # (M, 5)
     assert res["mrr"] == pytest.approx(metrics.mrr(metrics.rank_of_positive(pos, neg)))
+
+
+@pytest.mark.parametrize("key", ["val_frac", "test_frac"])
+def test_empty_evaluation_split_is_refused_by_name(key):
+    with pytest.raises(ConfigError, match=rf"task\.{key}: expected > 0 .* got 0"):
+        LinkPrediction(**{key: 0.0}).setup(clusters(), "gcn", {}, seed=0)
+    graph = link_split(clusters(), seed=0)
+    split = key.split("_")[0]
+    empty = graph.replace(edge_splits={**graph.edge_splits, split: graph.edge_splits[split][:0]})
+    with pytest.raises(GraphError, match=f"edge split '{split}' is empty"):
+        LinkPrediction().setup(empty, "gcn", {}, seed=0)
 
 
 def test_unknown_decoder_or_model():
