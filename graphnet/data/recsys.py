@@ -337,6 +337,15 @@ def _interactions_file(path: Path, label: str, sep: str | None, header: bool, on
     return pairs, (torch.tensor(ratings, dtype=torch.float32) if ncols == 3 else None), linenos
 
 
+def _first_occurrences(pairs: Tensor, num_items: int) -> Tensor:
+    """(M, 2) (user, item) pairs without repeats, each kept at its first line (file order preserved)."""
+    key = pairs[:, 0] * num_items + pairs[:, 1]
+    _, inverse = torch.unique(key, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1 if key.numel() else 0,), key.numel(), dtype=torch.long)
+    first = first.scatter_reduce(0, inverse, torch.arange(key.numel()), "amin")
+    return pairs[first.sort().values]
+
+
 def load_interactions(card: dict, raw_dir: Path, path: str = "interactions.txt", test_path: str = "",
                       sep: str = "", header: bool = False, one_based: bool = False, num_users: int = 0,
                       num_items: int = 0, test_fraction: float = 0.2, seed: int = 0) -> Any:
@@ -345,7 +354,8 @@ def load_interactions(card: dict, raw_dir: Path, path: str = "interactions.txt",
     Ids are non-negative integers used as they are (``one_based=True``: 1-based ids, shifted down by one).
     ``num_users``/``num_items`` (0 = max id + 1) bound the ids: a larger id is a DataError naming file and
     line. With ratings (3 columns; the first line decides), the ratings go to ``edge_splits["*_rating"]``
-    and a pair listed twice is an error; without, duplicates are merged in ``A``.
+    and a pair listed twice is an error; without, duplicates are merged (in ``A``, and before the random
+    test split, so that no pair is both a training and a test interaction).
 
     Args:
         path: the interactions file (relative to ``raw_dir`` or absolute).
@@ -385,6 +395,8 @@ def load_interactions(card: dict, raw_dir: Path, path: str = "interactions.txt",
             raise DataError(f"dataset {card['name']!r}: option test_fraction must be in [0, 1), "
                             f"got {test_fraction}")
         pairs, r, _, _ = parsed["train"]
+        if not rated:  # split unique pairs: a pair listed twice must not land in both train and test
+            pairs = _first_occurrences(pairs, I)
         perm = torch.randperm(pairs.shape[0], generator=torch.Generator().manual_seed(seed))
         n_test = int(round(test_fraction * pairs.shape[0]))
         for s, idx in (("test", perm[:n_test].sort().values), ("train", perm[n_test:].sort().values)):

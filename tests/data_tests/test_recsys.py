@@ -236,8 +236,23 @@ def test_interactions_implicit_duplicates_merged(tmp_path):
     (tmp_path / "x.csv").write_text("u,i\n1,1\n1,1\n2,3\n")
     g = recsys.load_interactions({"name": "m"}, tmp_path, path="x.csv", sep=",", header=True, one_based=True,
                                  test_fraction=0.0)
-    assert g.edge_splits["train"].tolist() == [[0, 0], [0, 0], [1, 2]]  # the file as given
-    assert g.A.nnz == 4 and g.meta["implicit"]  # the graph merges the duplicate
+    assert g.edge_splits["train"].tolist() == [[0, 0], [1, 2]]  # the duplicate line is merged
+    assert g.A.nnz == 4 and g.meta["implicit"]  # both directions of the two pairs
+
+
+def test_interactions_implicit_duplicates_never_straddle_the_split(tmp_path):
+    """Each line listed twice: the random split is the one of the file without repeats (same seed), so
+    no (user, item) pair is both trained on and tested (it would be masked yet counted as relevant)."""
+    pairs = [(u, i) for u in range(20) for i in range(6) if (u + i) % 3]
+    (tmp_path / "once.txt").write_text("".join(f"{u} {i}\n" for u, i in pairs))
+    (tmp_path / "twice.txt").write_text("".join(f"{u} {i}\n{u} {i}\n" for u, i in pairs))
+    once, twice = (recsys.load_interactions({"name": "m"}, tmp_path, path=f, test_fraction=0.2, seed=3)
+                   for f in ("once.txt", "twice.txt"))
+    for split in ("train", "test"):
+        assert torch.equal(twice.edge_splits[split], once.edge_splits[split])
+    train = {tuple(p) for p in twice.edge_splits["train"].tolist()}
+    test = {tuple(p) for p in twice.edge_splits["test"].tolist()}
+    assert not train & test and len(train | test) == len(pairs) and len(test) == round(0.2 * len(pairs))
 
 
 def test_interactions_errors(tmp_path):
