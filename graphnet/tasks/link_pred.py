@@ -42,8 +42,9 @@ from graphnet.tasks import (
     require_split,
 )
 
+# The official metric of each OGB link dataset, under graphnet's key (OGB's Evaluator calls roc_auc "rocauc").
 OGB_LINK_METRICS = {"ogbl-ppa": "hits@100", "ogbl-collab": "hits@50", "ogbl-ddi": "hits@20",
-                    "ogbl-citation2": "mrr", "ogbl-vessel": "rocauc"}
+                    "ogbl-citation2": "mrr", "ogbl-vessel": "roc_auc"}
 
 
 class LinkModel(nn.Module):
@@ -201,7 +202,12 @@ class LinkPrediction:
         if split not in graph.edge_splits:
             return {}
         pos_pairs = graph.edge_splits[split]
-        neg_pairs = require_split("link", graph.edge_splits, split + "_neg", "negative pairs")
+        if split + "_neg" not in graph.edge_splits and split + "_neg_dst" in graph.edge_splits:
+            # ogbl-citation2's layout: (M, K) negative targets for the source of each positive pair
+            neg_dst = graph.edge_splits[split + "_neg_dst"]
+            neg_pairs = torch.stack([pos_pairs[:, :1].expand_as(neg_dst), neg_dst], -1)  # (M, K, 2)
+        else:
+            neg_pairs = require_split("link", graph.edge_splits, split + "_neg", "negative pairs")
         if self.infer_batch_size is None:
             H = model(graph)
         else:
@@ -244,5 +250,4 @@ def ogb_evaluate(name: str, pos: Tensor, neg: Tensor) -> dict[str, float]:
         res = ev.eval({"y_pred_pos": pos, "y_pred_neg": neg.reshape(pos.numel(), -1)})
         return {"mrr": float(res["mrr_list"].mean())}
     res = ev.eval({"y_pred_pos": pos, "y_pred_neg": neg.reshape(-1)})
-    key = "rocauc" if metric == "rocauc" else metric
-    return {("roc_auc" if metric == "rocauc" else metric): float(res[key])}
+    return {metric: float(res["rocauc" if metric == "roc_auc" else metric])}

@@ -127,6 +127,40 @@ def test_ogb_protocol_uses_official_evaluator_and_monitor():
         LinkPrediction().setup(graph.replace(meta={"evaluator": "ogbl-nope"}), "mf", {}, seed=0)
 
 
+def test_ogbl_citation2_layout_and_vessel_monitor_use_the_official_evaluator():
+    from ogb.linkproppred import Evaluator
+    from sklearn.metrics import roc_auc_score
+
+    split = link_split(clusters(), seed=0)
+    val = split.edge_splits["val"]
+    neg_dst = torch.randint(0, split.num_nodes, (len(val), 7), generator=torch.Generator().manual_seed(1))
+    # the ogb loader's citation2 layout: (M, K) negative targets per source, no "val_neg"
+    keep = {k: v for k, v in split.edge_splits.items() if k in ("train", "val", "test")}
+    cit = split.replace(edge_splits={**keep, "val_neg_dst": neg_dst, "test_neg_dst": neg_dst[:0]},
+                        meta={"evaluator": "ogbl-citation2"})
+    task = LinkPrediction(out_dim=8, emb_dim=8)
+    model, g = task.setup(cit, "mf", {}, seed=0)
+    model.eval()
+    with torch.no_grad():
+        res, H = task.evaluate(model, g, "val"), model(g)
+    assert task.monitor == "val_mrr" and "mrr" in res
+    pos = (H[val[:, 0]] * H[val[:, 1]]).sum(1)
+    neg = (H[val[:, :1]] * H[neg_dst]).sum(-1)  # (M, 7): the source of each positive vs its negatives
+    ref = Evaluator("ogbl-citation2").eval({"y_pred_pos": pos, "y_pred_neg": neg})["mrr_list"].mean()
+    assert res["mrr"] == pytest.approx(float(ref))
+
+    task = LinkPrediction(out_dim=8, emb_dim=8)
+    model, g = task.setup(split.replace(meta={"evaluator": "ogbl-vessel"}), "mf", {}, seed=0)
+    model.eval()
+    with torch.no_grad():
+        res, H = task.evaluate(model, g, "val"), model(g)
+    assert task.monitor == "val_roc_auc"  # the key evaluate returns (OGB's Evaluator says "rocauc")
+    negp = g.edge_splits["val_neg"]
+    s = torch.cat([(H[val[:, 0]] * H[val[:, 1]]).sum(1), (H[negp[:, 0]] * H[negp[:, 1]]).sum(1)])
+    labels = [1] * len(val) + [0] * len(negp)
+    assert res["roc_auc"] == pytest.approx(roc_auc_score(labels, s.detach().numpy()), abs=1e-6)
+
+
 def test_per_query_negatives_give_mrr():
     graph = clusters()
     task = LinkPrediction(out_dim=8, emb_dim=8)
