@@ -42,6 +42,7 @@ from typing import IO, Any
 from urllib.request import Request, urlopen
 
 from graphnet.errors import ChecksumError, DataError
+from graphnet.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -432,11 +433,11 @@ def _fetch_unpinned(card: dict, entry: dict, raw: Path, mdir: Path | None) -> No
     pin = _pin_path(dest)
     if dest.is_file():
         actual = sha256_file(dest)
-        if not pin.is_file():
-            pin.write_text(actual + "\n")
+        expected = _read_pin(pin)
+        if expected is None:
+            atomic_write_text(pin, actual + "\n")  # a cut-off write must not leave an empty pin behind
             log.warning("%s has no sha256 in the catalog; pinned the local copy's %s", what, actual)
             return
-        expected = pin.read_text().strip()
         if actual == expected:
             return
         log.warning(
@@ -464,8 +465,19 @@ def _fetch_unpinned(card: dict, entry: dict, raw: Path, mdir: Path | None) -> No
     else:
         where = f"not in the mirror ({mirror_file}); " if mirror_file is not None else "no mirror is set; "
         raise DataError(f"{what} is missing: not in {raw}; {where}{fix}")
-    pin.write_text(actual + "\n")
+    atomic_write_text(pin, actual + "\n")
     log.warning("%s has no sha256 in the catalog; pinned %s", what, actual)
+
+
+def _read_pin(pin: Path) -> str | None:
+    """The sha256 pinned in ``pin``; None when there is none or the file does not hold one (e.g. cut off by
+    a crash before pins were written atomically): then the file is re-pinned, not deleted as corrupt."""
+    text = pin.read_text(errors="replace").strip() if pin.is_file() else ""
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return text
+    if pin.is_file():
+        log.warning("%s does not hold a sha256 (%r); ignoring it", pin, text[:80])
+    return None
 
 
 def fetch(

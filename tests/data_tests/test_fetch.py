@@ -419,6 +419,21 @@ def test_unpinned_file_from_mirror_is_pinned_then_checked(tmp_path, monkeypatch)
     assert (raw / "u.csv").read_bytes() == A_BYTES
 
 
+def test_cut_off_pin_is_repinned_not_taken_as_corruption(tmp_path, monkeypatch):
+    """An empty or truncated .sha256 (a crash mid-write) must not get the good file deleted: offline and
+    without GRAPHNET_ALLOW_UNPINNED it could not be fetched again."""
+    raw = tmp_path / "r" / "toy" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "u.csv").write_bytes(A_BYTES)
+    monkeypatch.setattr(F, "urlopen", lambda req, timeout: pytest.fail("must not download"))
+    for cut_off in ("", sha(A_BYTES)[:20]):
+        (raw / ".u.csv.sha256").write_text(cut_off)
+        assert F.fetch(unpinned_card(), root=tmp_path / "r") == raw
+        assert (raw / "u.csv").read_bytes() == A_BYTES
+        assert (raw / ".u.csv.sha256").read_text() == sha(A_BYTES) + "\n"
+    assert not [p for p in raw.iterdir() if p.name.endswith(".tmp")]  # pins are written atomically
+
+
 def test_unpinned_file_is_not_downloaded_by_default(tmp_path, monkeypatch):
     def boom(req, timeout):
         raise AssertionError("must not download an unpinned file")
