@@ -117,6 +117,35 @@ def remove_temporaries(directory: str | os.PathLike) -> list[Path]:
     return stale
 
 
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir`` (``flock`` on ``run_dir/.lock``) while the block runs.
+
+    Two processes must never write one run directory (a resume of a run that is still alive would delete
+    its temporaries and overwrite its checkpoints and results). The kernel drops the lock when its holder
+    exits, however it dies, so a killed run can always be resumed. Where ``fcntl`` does not exist (Windows)
+    the block runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = Path(run_dir) / ".lock"
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            from graphnet.errors import ConfigError
+
+            raise ConfigError(f"{run_dir}: another process is running this run (it holds {path}); wait "
+                              "for it to finish or stop it before resuming") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def new_run_id() -> str:
     """UTC timestamp plus 8 random hex digits, e.g. ``20261121T101530Z-3f9a0c1b`` (sorts by start time)."""
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")

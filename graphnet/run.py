@@ -24,6 +24,7 @@ path, loads the data first (so a download happens once), and is the only process
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import functools
@@ -38,7 +39,7 @@ from typing import Any
 from graphnet import __version__, distributed
 from graphnet.config import ExperimentConfig, dump_toml, expand_sweep, flatten, load_config, registry
 from graphnet.errors import ConfigError
-from graphnet.io import atomic_write_json, atomic_write_text, make_run_dir, remove_temporaries
+from graphnet.io import atomic_write_json, atomic_write_text, make_run_dir, remove_temporaries, run_lock
 from graphnet.report import collect, plot_curves, summarize, table_rows, write_tables
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,6 @@ def run(cfg: ExperimentConfig | None, out: str | Path = DEFAULT_OUT, seeds: int 
         if cfg is not None:
             _check_same(cfg, stored, run_dir)
         cfg = stored
-        if distributed.is_main():
-            remove_temporaries(run_dir)  # a killed writer's leftovers: never read, but clutter
     elif cfg is None:
         raise ConfigError("run: give a config or a run directory to resume")
     if device is not None:
@@ -81,16 +80,21 @@ def run(cfg: ExperimentConfig | None, out: str | Path = DEFAULT_OUT, seeds: int 
     from graphnet.train import resolve_device
 
     resolve_device(cfg.train.device)  # a missing GPU is a user mistake: fail before creating anything
-    if resume is None:
-        run_dir = None
-        if distributed.is_main():
-            run_dir = make_run_dir(Path(out) / cfg.name)
-            atomic_write_text(run_dir / "config.toml", dump_toml(cfg.to_dict()))
-        run_dir = distributed.broadcast_object(run_dir)  # one directory for all processes
-    log.info("run directory: %s", run_dir)
-    if cfg.sweep:
-        return _run_sweep(cfg, run_dir, progress, resume is not None)
-    return _run_point(cfg, run_dir, progress, resume is not None)
+    with contextlib.ExitStack() as held:
+        if resume is not None and distributed.is_main():
+            held.enter_context(run_lock(run_dir))  # refuses a run directory another process is running
+            remove_temporaries(run_dir)  # a killed writer's leftovers: never read, but clutter
+        if resume is None:
+            run_dir = None
+            if distributed.is_main():
+                run_dir = make_run_dir(Path(out) / cfg.name)
+                held.enter_context(run_lock(run_dir))
+                atomic_write_text(run_dir / "config.toml", dump_toml(cfg.to_dict()))
+            run_dir = distributed.broadcast_object(run_dir)  # one directory for all processes
+        log.info("run directory: %s", run_dir)
+        if cfg.sweep:
+            return _run_sweep(cfg, run_dir, progress, resume is not None)
+        return _run_point(cfg, run_dir, progress, resume is not None)
 
 
 def _check_same(cfg: ExperimentConfig, stored: ExperimentConfig, run_dir: Path) -> None:

@@ -261,6 +261,29 @@ def test_sigkill_during_training_then_resume(tmp_path):
     assert resumed["best_epoch"] == read_json(Path(ref["run_dir"]) / "seed-0" / "results.json")["best_epoch"]
 
 
+def test_resume_refuses_a_run_directory_a_live_process_holds(tmp_path):
+    """A second writer would delete the live run's temporaries and overwrite its files: refused by name.
+    Once the holder dies (SIGKILL: the kernel drops its flock), the resume goes ahead."""
+    run_dir = Path(run(karate(epochs=2), out=tmp_path)["run_dir"])
+    (run_dir / "seed-0" / "results.json").unlink()
+    (run_dir / ".live.abc.tmp").write_text("a live writer's temporary")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from graphnet.io import run_lock\n"
+         f"with run_lock({str(run_dir)!r}):\n    print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ConfigError, match=r"another process is running this run \(it holds .*\.lock\)"):
+            run(None, resume=run_dir)
+        assert (run_dir / ".live.abc.tmp").exists() and not (run_dir / "seed-0" / "results.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    run(None, resume=run_dir)
+    check_run_dir(run_dir, [0])
+    assert not (run_dir / ".live.abc.tmp").exists()
+
+
 def test_sweep_layout(tmp_path):
     base = karate(epochs=3)
     raw = {**base.to_dict(), "sweep": {"train.lr": [0.01, 0.1], "model.hidden_dim": [4]}}
