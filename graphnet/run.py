@@ -163,7 +163,9 @@ def _run_point(cfg: ExperimentConfig, run_dir: Path, progress: bool | None, resu
     if distributed.is_main():
         atomic_write_json(run_dir / "summary.json", summary)
         title = (f"{cfg.name}: {cfg.model.name} on {cfg.data.name} ({cfg.task.name}), {len(results)} "
-                 f"seed(s), best epoch by {summary['monitor']}")
+                 f"seed(s), best epoch by {summary['monitor']}"
+                 + (" (selected on the test split: optimistic)" if summary["monitor"].startswith("test_")
+                    else ""))
         write_tables(table_rows({**metrics, **{f"time_{k}": v for k, v in times.items()}}), run_dir, title)
         plot_curves(results, run_dir / "curves.png", summary["monitor"])
     distributed.barrier()  # no process returns (and exits) while rank 0 still writes

@@ -130,6 +130,9 @@ class Trainer:
             if name not in graph.splits and name not in graph.edge_splits:
                 raise ConfigError(f"train.{key}: the graph has no {name!r} split (it has "
                                   f"{', '.join(sorted({*graph.splits, *graph.edge_splits})) or 'none'})")
+        if split == "test":  # allowed for papers that have no validation split (LightGCN), never silent
+            log.warning("train.monitor=%r selects the best epoch on the test split: its test metrics are "
+                        "optimistic, not held-out estimates", monitor)
         if cfg.also_monitor and cfg.also_monitor.split("_", 1)[0] != split:  # a tracked split must not select
             raise ConfigError(f"train.also_monitor={cfg.also_monitor!r}: must be a metric of the monitored "
                               f"split {split!r} (train.monitor={monitor!r})")

@@ -126,8 +126,15 @@ def test_run_layout_schema_and_summary(tmp_path):
     assert len({json.dumps(r["history"][-1]["loss"]) for r in results}) == 3  # seeds really differ
     md = (run_dir / "results.md").read_text()
     assert "| test_accuracy |" in md and f"{summary['metrics']['test_accuracy']['mean']:.4f}" in md
+    assert "best epoch by val_accuracy" in md and "optimistic" not in md
     csv = (run_dir / "results.csv").read_text().splitlines()
     assert csv[0] == "metric,mean,std,n,values" and any(row.startswith("test_accuracy,") for row in csv)
+
+
+def test_table_title_says_when_epochs_were_selected_on_test(tmp_path):
+    run_dir = Path(run(karate(epochs=2, monitor="test_accuracy"), out=tmp_path)["run_dir"])
+    title = (run_dir / "results.md").read_text().splitlines()[0]
+    assert title.endswith("best epoch by test_accuracy (selected on the test split: optimistic)")
 
 
 def test_curves_draw_tracked_splits_dashed_in_the_seed_colour(tmp_path):

@@ -231,6 +231,18 @@ def test_step_and_cosine_schedules():
         [0.05 * (1 + np.cos(np.pi * e / 4)) for e in range(4)])
 
 
+def test_monitoring_the_test_split_selects_on_it_and_warns(caplog):
+    with caplog.at_level(logging.WARNING, logger="graphnet.train"):
+        out, _ = fit(dataclasses.replace(CPU, monitor="test_accuracy"))
+    assert "selects the best epoch on the test split" in caplog.text
+    best = max(range(12), key=lambda e: (out["history"][e]["test_accuracy"], -e))  # first maximum
+    assert out["best_epoch"] == best and out["monitor"] == "test_accuracy"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="graphnet.train"):
+        fit(CPU)
+    assert "test split" not in caplog.text
+
+
 def test_plateau_schedule_follows_the_monitor():
     # val accuracy never improves after epoch 0: with lr_step=1 the lr halves after 2 bad evaluations
     cfg = dataclasses.replace(CPU, lr=0.1, epochs=6, scheduler="plateau", lr_step=1, lr_gamma=0.5)
