@@ -12,7 +12,10 @@ Resume: a checkpoint (model, optimizer, scheduler, scaler, best weights, history
 python/numpy/torch/generator RNG states as tensors and plain types) is written atomically every
 ``checkpoint_every`` epochs and read back with ``torch.load(weights_only=True)``. DGL's RNG has no
 get/set-state API, so it is re-seeded from (seed, epoch) at the start of every epoch instead. Together
-this makes a resumed CPU run bit-identical to an uninterrupted one.
+this makes a resumed CPU run bit-identical to an uninterrupted one. On CUDA, a seed fixes the data and
+the initial weights but not the last bits: scatter/index_add and DGL's SpMM sum with atomics in an
+arbitrary order, and no deterministic mode is switched on, so repeated GPU runs differ by rounding
+(results.json's ``device`` says which kind a number is).
 
 Data-parallel (graphnet.distributed; a no-op in a single process): rank 0's initial weights are copied to
 every rank, tasks shard their training items per rank (``distributed.shard`` in ``batches``), gradients are
