@@ -206,12 +206,10 @@ def load_graph(cfg: ExperimentConfig) -> Any:
 def run_seed(cfg: ExperimentConfig, graph: Any, seed: int, seed_dir: Path, progress: bool | None = None,
              resume: bool = False) -> dict[str, Any]:
     """Seed, build task and model, train; returns the results.json content (not written here)."""
-    from graphnet.train import Trainer, seed_everything
+    from graphnet.train import Trainer
 
     started, t0 = _now(), time.perf_counter()
-    seed_everything(seed)
-    task = registry("task")[cfg.task.name](**cfg.task.kwargs)
-    model, prepared = task.setup(graph, cfg.model.name, dict(cfg.model.kwargs), seed)
+    task, model, prepared = build_seed(cfg, graph, seed)
     setup_s = time.perf_counter() - t0
     trainer = Trainer(cfg.train, seed=seed, checkpoint=seed_dir / "checkpoint.pt", progress=progress)
     out = trainer.fit(model, task, prepared, resume=resume)
@@ -219,6 +217,17 @@ def run_seed(cfg: ExperimentConfig, graph: Any, seed: int, seed_dir: Path, progr
     return {**out, "seed": seed, "config": cfg.to_dict(), "times": times, "started_at": started,
             "finished_at": _now(), "num_parameters": sum(p.numel() for p in model.parameters()),
             "versions": versions(), "git_commit": git_state()[0], "git_dirty": git_state()[1]}
+
+
+def build_seed(cfg: ExperimentConfig, graph: Any, seed: int) -> tuple[Any, Any, Any]:
+    """Seed everything, then build (task, model, prepared graph) exactly as ``run_seed`` does for ``seed``
+    (the same initial weights), for scripts that inspect a run's model without training it the same way."""
+    from graphnet.train import seed_everything
+
+    seed_everything(seed)
+    task = registry("task")[cfg.task.name](**cfg.task.kwargs)
+    model, prepared = task.setup(graph, cfg.model.name, dict(cfg.model.kwargs), seed)
+    return task, model, prepared
 
 
 def _now() -> str:

@@ -34,9 +34,9 @@ from pathlib import Path
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from graphnet.config import load_config, registry
-from graphnet.run import load_graph
-from graphnet.train import Trainer, seed_everything
+from graphnet.config import load_config
+from graphnet.run import build_seed, load_graph
+from graphnet.train import Trainer
 
 
 def component_norms(model: torch.nn.Module) -> dict[str, float]:
@@ -61,9 +61,7 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg = load_config(args.config)
     graph = load_graph(cfg)
-    seed_everything(args.seed)  # as graphnet.run.run_seed: the same initial weights as the run's seed
-    task = registry("task")[cfg.task.name](**cfg.task.kwargs)
-    model, prepared = task.setup(graph, cfg.model.name, dict(cfg.model.kwargs), args.seed)
+    task, model, prepared = build_seed(cfg, graph, args.seed)  # the run's initial weights for this seed
 
     steps: list[dict[str, float]] = []
     handle = register_optimizer_step_pre_hook(lambda opt, a, kw: steps.append(component_norms(model)))
