@@ -87,6 +87,41 @@ def test_gcn_sgc_appnp_mlp_match_dense_models(tiny_graph):
 
 
 @pytest.mark.tiny_graphs(require=("square",), exclude=("multi_edge",))
+def test_sage_gin_cheb_edgefeat_match_dense_two_layer_models(tiny_graph):
+    """Whole models, preprocess included, against two dense layers with ReLU between (eval: no dropout)."""
+    X, t, f = inputs(tiny_graph)
+    w = tiny_graph.random_weights()
+    A, D = tiny_graph.adjacency(w), dense(tiny_graph, w)
+    deg = D.sum(1, keepdim=True)
+    M = D / torch.where(deg == 0, 1.0, deg)  # weighted mean: sum_j w_ij h_j / sum_j w_ij (0 if no in-edge)
+    inv = lambda d: torch.where(d > 0, d.clamp(min=1e-300).rsqrt(), torch.zeros_like(d))  # noqa: E731
+    L = -(inv(D.sum(1))[:, None] * D * inv(D.sum(0))[None, :])  # lambda_max 2: L~ = -D^-1/2 A D^-1/2
+    E = torch.zeros(D.shape + (2,), dtype=D.dtype).index_put(
+        (torch.tensor(tiny_graph.dst), torch.tensor(tiny_graph.src)), f)  # (N, N, 2) edge features
+
+    def cheb_layer(c, H):
+        T = [H, L @ H]
+        while len(T) < c.K:
+            T.append(2 * L @ T[-1] - T[-2])
+        return torch.cat(T, 1) @ c.lin.weight.T + c.lin.bias
+
+    def edgefeat_layer(c, H):
+        gate = (M[..., None] * E) @ c.gate.weight.T  # (N, N, out): per-edge, per-channel gate
+        return torch.einsum("ijo,jo->io", gate, H @ c.lin.weight.T) + H @ c.lin_root.weight.T + c.bias
+
+    layers = {
+        "sage": lambda c, H: H @ c.lin_self.weight.T + (M @ H) @ c.lin_neigh.weight.T + c.bias,
+        "gin": lambda c, H: c.mlp((1 + c.eps) * H + D @ H),
+        "cheb": cheb_layer,
+        "edgefeat": edgefeat_layer,
+    }
+    for name, layer in layers.items():
+        model = build(name)
+        ref = layer(model.layers[1], F.relu(layer(model.layers[0], X)))
+        torch.testing.assert_close(call(model, A, X, t, f), ref, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.tiny_graphs(require=("square",), exclude=("multi_edge",))
 def test_gat_model_matches_dense_two_layer_gat(tiny_graph):
     X, t, _ = inputs(tiny_graph)
     w = tiny_graph.random_weights()
