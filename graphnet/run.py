@@ -11,6 +11,7 @@ Layout of one run (``run(cfg)``; every file written atomically, the directory cr
         summary.json                per metric: mean, unbiased std (null for one seed), values, n
         results.md, results.csv     the same as a table
         curves.png                  training loss and monitored metric per epoch, one line per seed
+        .lock                       flock held by the process running it (a second --resume is refused)
 
 A config with a [sweep] gets one parent directory holding its config.toml (with the [sweep]), one
 ``point-<i>/`` per grid point laid out as above, and summary.json/results.md/results.csv with one row per
