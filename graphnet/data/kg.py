@@ -94,7 +94,8 @@ def load_triples(card: dict, raw_dir: Path, train: str = "train.txt", valid: str
         train, valid, test: file names (relative to ``raw_dir``) or absolute paths; ``""`` for valid/test
             means "no such split" (an empty (0, 3) tensor).
         add_inverse: also add tail -> head edges of relation ``r + R`` to ``A`` (not to the splits).
-        drop_unseen: drop valid/test triples whose head, tail or relation never occurs in train.
+        drop_unseen: drop valid/test triples whose head, tail or relation never occurs in train (kept as
+            ``edge_splits["val_dropped"]`` / ``["test_dropped"]`` for the filter only).
 
     Shapes:
         A: (N_ent, N_ent), nnz = M_train (2 M_train with add_inverse); edge_type: (nnz,);
@@ -140,6 +141,9 @@ def load_triples(card: dict, raw_dir: Path, train: str = "train.txt", valid: str
             keep = seen_ent[T[:, 0]] & seen_ent[T[:, 2]] & seen_rel[T[:, 1]]
             dropped[s] = int((~keep).sum())
             ids[s] = T[keep]
+            # Dropped from evaluation, not from the truth: the filter must still mask these triples
+            # (filter_index and the kg task filter over every (M, 3) split, "<split>_dropped" included).
+            ids[f"{s}_dropped"] = T[~keep]
 
     h, r, t = ids["train"].unbind(1)
     src, dst, etype = h, t, r
@@ -192,12 +196,17 @@ def _query_key(triples: Tensor, side: str, num_relations: int) -> tuple[Tensor, 
     raise DataError(f"filter side must be 'head' or 'tail', got {side!r}")
 
 
-def filter_index(graph: Any, splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, FilterIndex]:
+def filter_index(graph: Any, splits: tuple[str, ...] | None = None) -> dict[str, FilterIndex]:
     """The filter set: every true triple of ``splits``, indexed for head and tail queries.
 
     Filtered ranking ranks the target of (h, r, ?) against all entities except the *other* known tails of
-    (h, r) in train/val/test (and symmetrically for heads). Returns ``{"tail": FilterIndex, "head": ...}``.
+    (h, r) in train/val/test (and symmetrically for heads). ``splits=None``: train, val, test and the
+    triples ``drop_unseen`` took out of val/test ("val_dropped", "test_dropped"), which are still true.
+    Returns ``{"tail": FilterIndex, "head": ...}``.
     """
+    if splits is None:
+        splits = ("train", "val", "test") + tuple(
+            s for s in ("val_dropped", "test_dropped") if s in graph.edge_splits)
     missing = [s for s in splits if s not in graph.edge_splits]
     if missing:
         raise DataError(f"filter_index: graph {graph.name!r} has no edge split(s) {missing}; it has "

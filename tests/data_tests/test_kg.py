@@ -174,6 +174,10 @@ def test_tiny_fixture_by_hand():
     assert not kg.filter_mask(idx["tail"], torch.tensor([[3, 1, 0]])).any()
     d = kg.load_triples({"name": "tiny"}, FIXTURES / "kg_tiny", drop_unseen=True)
     assert d.edge_splits["test"].shape == (0, 3) and d.meta["dropped_unseen"] == {"val": 0, "test": 1}
+    # the dropped (a, r2, d) is no longer evaluated but is still true: query (a, r2, ?) with target c masks d
+    assert d.edge_splits["test_dropped"].tolist() == [[0, 1, 3]] and d.edge_splits["val_dropped"].numel() == 0
+    assert kg.filter_mask(kg.filter_index(d)["tail"], torch.tensor([[0, 1, 2]])).tolist() == [
+        [False, False, False, True]]
 
 
 def test_user_triples_file_errors(tmp_path):
