@@ -22,7 +22,7 @@ from typing import Any
 from graphnet.data.catalog import list_cards, load_card
 
 # ``fetch`` stays the submodule (graphnet.data.fetch); the function is imported under another name.
-from graphnet.data.fetch import cache_key, load_processed, save_processed
+from graphnet.data.fetch import cache_key, load_processed, save_processed, unpinned_pins
 from graphnet.data.fetch import fetch as fetch_files
 from graphnet.errors import DataError
 
@@ -111,14 +111,20 @@ def load(name: str, root: str | Path | None = None, mirror: str | Path | None = 
             f"dataset {name!r}: card names loader {card['loader']!r}; valid loaders: "
             f"{', '.join(sorted(LOADERS))}"
         )
-    key = cache_key(card, opts)
+    needed, raw = _needed_files(card, opts), None
+    pins = unpinned_pins(card, needed, root)
+    if pins is None:  # an unpinned file not seen yet: fetch (and pin) it, so the cache key can name its hash
+        raw = fetch_files(card, root, mirror, files=needed)
+        pins = unpinned_pins(card, needed, root)
+    key = cache_key(card, opts, pins)
     cached = load_processed(card, key, root)
     if cached is not None:
         try:
             return graph_from_dict(cached)
         except Exception:  # stale or malformed cache: rebuild below
             pass
-    raw = fetch_files(card, root, mirror, files=_needed_files(card, opts))
+    if raw is None:
+        raw = fetch_files(card, root, mirror, files=needed)
     graph = loader(card, raw, **opts)
     data = graph_to_dict(graph)
     if data is not None:

@@ -48,7 +48,9 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 _TIMEOUT = 60.0  # seconds per socket operation, so a dead network fails instead of hanging
-CACHE_VERSION = 1  # bump when the processed-cache layout changes
+# Bump when the processed-cache layout or a loader's output changes (2: MUSAE numeric labels are ordered as
+# numbers, 2026-12-07), so that caches built by the old code are never served.
+CACHE_VERSION = 2
 
 
 # ----------------------------------------------------------------------------------------- paths
@@ -524,10 +526,23 @@ def fetch(
 
 
 # ----------------------------------------------------------------------------------------- processed cache
-def cache_key(card: dict, options: dict) -> str:
-    """Hash of the card, the effective options and the cache layout version (hex, 16 chars)."""
-    blob = json.dumps({"card": card, "options": options, "v": CACHE_VERSION}, sort_keys=True, default=repr)
+def cache_key(card: dict, options: dict, unpinned: dict[str, str] | None = None) -> str:
+    """Hash of the card, the effective options, the cache version and, for ``[[unpinned]]`` files (which
+    the card cannot hash), the sha256 each is pinned to (``unpinned_pins``); hex, 16 chars."""
+    blob = json.dumps({"card": card, "options": options, "v": CACHE_VERSION, **({"unpinned": unpinned}
+                      if unpinned else {})}, sort_keys=True, default=repr)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def unpinned_pins(card: dict, names: Iterable[str],
+                  root: str | os.PathLike | None = None) -> dict[str, str] | None:
+    """``{file: pinned sha256}`` of the card's ``[[unpinned]]`` files among ``names``; {} if it has none, None
+    while any of them is not pinned yet (fetch it first: fetching pins it)."""
+    wanted = set(names)
+    raw = raw_dir(card, root)
+    pins = {f["name"]: _read_pin(_pin_path(raw / f["name"])) for f in card.get("unpinned", [])
+            if f["name"] in wanted}
+    return None if None in pins.values() else pins
 
 
 def load_processed(card: dict, key: str, root: str | os.PathLike | None = None) -> Any | None:

@@ -137,6 +137,15 @@ def read_features_json(path: Path, what: str, num_nodes: int) -> tuple[np.ndarra
     return r, c, int(c.max()) + 1 if c.size else 0
 
 
+def _class_order(labels: set[str]) -> list[str]:
+    """Class names in id order: by value when every label is an integer (LastFM's countries 0..17 keep
+    their numbers, as in PyG), else as text (Facebook's page types, Twitch's True/False)."""
+    try:
+        return sorted(labels, key=strict_int)
+    except ValueError:
+        return sorted(labels)
+
+
 def load_musae(
     card: dict,
     raw_dir: Path,
@@ -163,7 +172,7 @@ def load_musae(
             f"dataset {name!r}: file {f_target}: column {id_column!r} must hold every id 0..N-1 "
             f"exactly once (got {n} rows)"
         )
-    class_names = sorted(set(raw_labels))
+    class_names = _class_order(set(raw_labels))
     index = {c: i for i, c in enumerate(class_names)}
     y = np.empty(n, dtype=np.int64)
     y[ids] = [index[c] for c in raw_labels]

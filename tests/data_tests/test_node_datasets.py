@@ -381,6 +381,7 @@ def test_planetoid_errors_name_dataset_and_file(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- MUSAE fixtures
+TINY_FILES = ["tiny_edges.csv", "tiny_target.csv", "tiny_features.json"]
 TINY_CARD = {
     "name": "tiny",
     "files": [{"name": "tiny_edges.csv"}, {"name": "tiny_target.csv"}, {"name": "tiny_features.json"}],
@@ -397,6 +398,39 @@ def test_musae_tiny():
         g.X.shape == (6, 4) and g.X.sum(1).tolist() == [2, 1, 0, 3, 1, 2] and g.X[3].tolist() == [1, 1, 1, 0]
     )
     assert torch.bincount(g.y[g.splits["train"]]).tolist() == [1, 1, 1]
+
+
+def test_musae_integer_labels_keep_their_numbers(tmp_path):
+    """LastFM's targets are country numbers: class 10 must be id 10, not id 2 (the text order of '10')."""
+    target = "id,target\n" + "".join(f"{i},{i % 12}\n" for i in range(24))
+    d = _tiny_copy(tmp_path, "tiny_target.csv", target)
+    (d / "tiny_edges.csv").write_text("id_1,id_2\n" + "".join(f"{i},{i + 1}\n" for i in range(23)))
+    (d / "tiny_features.json").write_text(json.dumps({str(i): [i % 3] for i in range(24)}))
+    g = load_musae(TINY_CARD, d, train_frac=0.5, val_frac=0.0)
+    assert g.y.tolist() == [i % 12 for i in range(24)]
+    assert g.meta["class_names"] == [str(c) for c in range(12)]
+
+
+def test_processed_cache_of_an_unpinned_dataset_follows_its_files(tmp_path, monkeypatch):
+    """The card cannot hash [[unpinned]] files, so the cache key holds their pinned sha256: a replaced (and
+    re-pinned) file rebuilds the graph instead of serving the cache of the old one."""
+    import graphnet.data as data
+
+    card = {"name": "tiny-musae", "loader": "musae", "files": [],
+            "unpinned": [{"name": f, "url": f"https://example.org/{f}"} for f in TINY_FILES],
+            "options": {"id_column": "id", "label_column": "page_type", "seed": 0, "train_frac": 0.5,
+                        "val_frac": 0.0}}
+    monkeypatch.setattr(data, "load_card", lambda name: card)
+    mirror = tmp_path / "mirror"
+    shutil.copytree(FIXTURES / "musae_tiny", mirror / "tiny-musae")
+    first = data.load("tiny-musae", root=tmp_path / "root", mirror=mirror)
+    assert first.y.tolist() == [0, 0, 1, 1, 2, 2]
+    assert data.load("tiny-musae", root=tmp_path / "root", mirror=mirror).y.tolist() == first.y.tolist()
+    raw = tmp_path / "root" / "tiny-musae" / "raw"
+    text = (raw / "tiny_target.csv").read_text()
+    (raw / "tiny_target.csv").write_text(text.replace(",a\n", ",z\n"))  # class a -> z: ids shift down
+    (raw / ".tiny_target.csv.sha256").unlink()  # a new file, pinned on its first use
+    assert data.load("tiny-musae", root=tmp_path / "root", mirror=mirror).y.tolist() == [2, 2, 0, 0, 1, 1]
 
 
 def _tiny_copy(tmp_path: Path, name: str, text: str) -> Path:
