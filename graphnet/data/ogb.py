@@ -285,7 +285,8 @@ def load_ogb(card: dict, raw_dir: Path, symmetrize: bool = False, edge_weight: b
 
     Args:
         symmetrize: add the reverse of every edge to ``A`` (ogbn-arxiv, ogbl-citation2 are directed;
-            the OGB GNN baselines symmetrize them). Splits are unchanged.
+            the OGB GNN baselines symmetrize them): A <- max(A, A^T) after duplicates are merged, so a
+            pair ogb already stores both ways (ddi, collab) keeps its weight. Splits are unchanged.
         edge_weight: ogbl-collab only: A's values are the summed collaboration weights instead of 1.
 
     Shapes: A (N, N); X (N, F) or None (ogbl-ddi); y (N,) for node datasets.
@@ -327,10 +328,10 @@ def _to_graph(card: dict, info: Any, dataset_dir: Path, g: dict, labels: Any, no
     if edge_weight and g.get("edge_weight") is not None:
         weight = torch.from_numpy(np.asarray(g["edge_weight"], dtype=np.float32)).reshape(-1)
     graph = Graph(A=adjacency(ei[0], ei[1], n, weight), name=name)
-    if symmetrize:
-        graph = graph.symmetrize(reduce="sum" if weight is not None else "max")
-    elif graph.A.has_duplicate():
+    if graph.A.has_duplicate():  # collab lists a pair once per year: their weights add up
         graph = graph.coalesce(reduce="sum" if weight is not None else "max")
+    if symmetrize:  # adds each missing reverse; a pair stored both ways (ogb's own reverses) is unchanged
+        graph = graph.symmetrize(reduce="max")
     X = None if g.get("node_feat") is None else torch.from_numpy(np.asarray(g["node_feat"], dtype=np.float32))
     meta: dict[str, Any] = {"evaluator": name, "eval_metric": info["eval metric"],
                             "split_type": info["split"], "symmetrized": symmetrize}

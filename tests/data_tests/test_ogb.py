@@ -123,6 +123,22 @@ def test_ddi_official_train_file_is_used_when_present(tmp_path):
     assert not any(p.name == "processed" for p in (tmp_path / "raw").iterdir())  # ogb's pickle never lingers
 
 
+def test_symmetrize_adds_missing_reverses_without_doubling_weights():
+    """collab-like input: 0->1 listed twice (years, weights 2 and 1), its reverse 1->0 (3), and 0->2 (4)
+    without reverse. Per-year weights add up (0->1: 3); symmetrize adds 2->0 (4) and leaves the pair that is
+    already stored both ways at 3 (it gave 6: A + A^T counted ogb's own reverses twice)."""
+    g = {"num_nodes": 3, "edge_index": np.array([[0, 0, 1, 0], [1, 1, 0, 2]]),
+         "edge_weight": np.array([[2.0], [1.0], [3.0], [4.0]])}
+    info = {"eval metric": "acc", "split": "toy", "num classes": "2"}
+    split = {"train": np.array([0]), "valid": np.array([1]), "test": np.array([2])}
+    for symmetrize, expected in ((False, [[0, 3, 0], [3, 0, 0], [4, 0, 0]]),
+                                 (True, [[0, 3, 4], [3, 0, 0], [4, 0, 0]])):
+        graph = gogb._to_graph({"name": "toy"}, info, Path("."), g, np.array([0, 1, 0]), split, symmetrize,
+                               True)
+        assert graph.A.to_dense().tolist() == expected  # A[dst, src]
+        assert not graph.A.has_duplicate()
+
+
 # ----------------------------------------------------------------------------------------- safe .pt reading
 def test_legacy_numpy_file_round_trip(tmp_path):
     arrays = {"edge": np.arange(10, dtype=np.int64).reshape(5, 2), "weight": np.ones(5, dtype=np.float32)}
