@@ -81,8 +81,9 @@ def drop_edges(A: SparseMatrix, p: float, generator: torch.Generator | None = No
         raise GraphError(f"drop_edges: expected 0 <= p < 1, got p={p}")
     if p == 0.0:
         return A
-    keep = torch.rand(A.nnz, generator=generator, device=A.device if generator is None else "cpu") >= p
-    keep = keep.to(A.device)
+    # draw on the generator's own device (a CUDA generator cannot fill a CPU tensor, nor the reverse)
+    keep = torch.rand(A.nnz, generator=generator, device=A.device if generator is None else generator.device)
+    keep = (keep >= p).to(A.device)
     return dglsp.spmatrix(torch.stack([A.row[keep], A.col[keep]]), A.val[keep], A.shape)
 
 

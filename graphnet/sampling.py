@@ -370,6 +370,11 @@ def layerwise_inference(
     model = getattr(model, "module", model)
     device = X.device if device is None else torch.device(device)
     edge_data = {k: v for k, v in (("edge_type", edge_type), ("edge_feat", edge_feat)) if v is not None}
+    for key, value in edge_data.items():
+        if value.shape[0] != A.nnz:  # e.g. GAT's preprocess appends self-loops: their rows must exist too
+            raise GraphError(f"{key}: expected one row per nonzero of the prepared A ({A.nnz}), got shape "
+                             f"{tuple(value.shape)}; pad the rows of edges preprocess appended (GAT's "
+                             "self-loops: zeros, graphnet.tasks.pad_appended_edges)")
     n = A.shape[0]
     # Data-parallel: each process computes a contiguous share of every layer's rows, and the shares are
     # gathered (in node order) before the next layer; one process computes all rows.

@@ -276,6 +276,9 @@ def test_layerwise_inference_gathers_edge_data_per_block():
     for i, (B, eid) in enumerate(zip(batch.blocks, batch.eids, strict=True)):
         H = model.forward_layer(i, B, H, edge_feat=feat[eid])
     torch.testing.assert_close(H, out[torch.tensor([4, 11])], rtol=0, atol=1e-10)
+    with pytest.raises(GraphError, match=rf"edge_feat: expected one row per nonzero of the prepared A "
+                                         rf"\({A.nnz}\), got shape \({A.nnz - 3}, 2\)"):
+        layerwise_inference(model, A, X, 9, edge_feat=feat[:-3])  # was an IndexError deep in a block
 
 
 def test_shuffled_batches_partition_a_seeded_permutation():

@@ -337,7 +337,8 @@ class GAT(_Stack):
     """GAT (Velickovic et al. 2018): GATConv layers on A with self-loops (weight 1) added.
 
     Hidden layers concatenate ``num_heads`` heads of ``hidden_dim`` and apply ELU; the last layer averages
-    ``out_heads`` heads. Dropout ``dropout`` on every layer's input and ``attn_dropout`` on attention.
+    ``out_heads`` heads. Dropout ``dropout`` on every layer's input (``input_dropout``, if given, on the
+    first layer's) and ``attn_dropout`` on attention.
     With ``edge_dim``, edge features enter the logits; ``preprocess`` appends the self-loops after the
     original edges, and their features are taken as zeros when edge_feat has only the original rows.
     Defaults (Cora): 8 heads x 8 hidden, 1 output head, dropout 0.6, attention dropout 0.6.
@@ -388,7 +389,8 @@ class GAT(_Stack):
     ) -> Tensor:
         """Layer i: dropout, attention layer (N_dst, heads, F), then ELU of the concatenated heads, or the
         mean over heads for the last layer."""
-        H = self.layers[i](A, self.dropout(H), edge_feat if self.edge_dim is not None else None)
+        drop = self.input_dropout if i == 0 else self.dropout
+        H = self.layers[i](A, drop(H), edge_feat if self.edge_dim is not None else None)
         return F.elu(H.flatten(1)) if i < self.num_layers - 1 else H.mean(1)
 
 

@@ -312,6 +312,21 @@ def test_input_dropout_is_the_rate_on_the_first_layer_input_only(input_dropout, 
     with pytest.raises(ConfigError, match=r"GCN: expected 0 <= input_dropout < 1 \(or None = dropout\)"):
         build("gcn", input_dropout=1.0)
 
+@pytest.mark.parametrize("input_dropout", [None, 0.0, 0.25])
+def test_gat_takes_input_dropout_on_its_first_layer(input_dropout, tiny_graph_catalog):
+    """GAT overrides the shared layer loop; its first layer must still use input_dropout (it used dropout)."""
+    case = tiny_graph_catalog["weighted"]
+    X, _, _ = inputs(case)
+    gat = build("gat", dropout=0.5, attn_dropout=0.0, input_dropout=input_dropout).train()
+    A = GAT.preprocess(case.adjacency(case.random_weights()))
+    p_in = 0.5 if input_dropout is None else input_dropout
+    torch.manual_seed(3)
+    got = gat.forward_layer(0, A, X)
+    torch.manual_seed(3)  # the same mask: F.dropout draws it first, as nn.Dropout does
+    ref = F.elu(gat.layers[0](A, F.dropout(X, p_in, training=True)).flatten(1))
+    torch.testing.assert_close(got, ref)
+
+
 
 @pytest.mark.parametrize("name", sorted(ENCODERS))
 def test_a_few_training_steps_fit_component_labels(name, tiny_graph_catalog):
