@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import warnings
 from pathlib import Path
@@ -68,6 +69,13 @@ def read_edges_csv(path: Path, what: str) -> np.ndarray:
             raise DataError(f"{what}, line {lineno}: node ids must be in 0..{MAX_NODE_ID}, got {line[:60]!r}")
         out.append((u, v))
     return np.asarray(out, dtype=np.int64).reshape(-1, 2)
+
+
+def _line_of_row(path: Path, k: int) -> int:
+    """File line (1-based) of data row k of a CSV read by ``read_edges_csv``: the header and blank lines
+    are skipped by both of its parsers, so row k is not simply line k + 2."""
+    rows = (i for i, line in enumerate(path.read_text(errors="replace").splitlines()[1:], 2) if line.strip())
+    return next(itertools.islice(rows, k, None))
 
 
 def read_target_csv(path: Path, what: str, id_column: str, label_column: str) -> tuple[np.ndarray, list[str]]:
@@ -181,7 +189,8 @@ def load_musae(
     if edges.size and edges.max() >= n:
         bad = int(np.flatnonzero((edges >= n).any(1))[0])
         raise DataError(
-            f"dataset {name!r}: file {f_edges}, line {bad + 2}: node id {int(edges[bad].max())} "
+            f"dataset {name!r}: file {f_edges}, line {_line_of_row(raw_dir / f_edges, bad)}: node id "
+            f"{int(edges[bad].max())} "
             f"out of range 0..{n - 1} (the target file has {n} nodes)"
         )
     rows, cols, F = read_features_json(raw_dir / f_feat, f"dataset {name!r}: file {f_feat}", n)

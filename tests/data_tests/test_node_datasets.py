@@ -454,6 +454,11 @@ def _tiny_copy(tmp_path: Path, name: str, text: str) -> Path:
             r"file tiny_edges.csv, line 3: expected integer node ids",
         ),
         ("tiny_edges.csv", "id_1,id_2\n0,1\n1,9\n", r"file tiny_edges.csv, line 3: node id 9 out of range"),
+        (  # blank lines are skipped by the parser, not by the line count (it said line 4)
+            "tiny_edges.csv",
+            "id_1,id_2\n0,1\n\n\n1,2\n2,99\n",
+            r"file tiny_edges.csv, line 6: node id 99 out of range",
+        ),
         ("tiny_target.csv", "id,name,type\n0,a,b\n", r"file tiny_target.csv, line 1: no column 'page_type'"),
         ("tiny_target.csv", "id,name,page_type\n0,a\n", r"file tiny_target.csv, line 2: expected 3 fields"),
         (
