@@ -63,7 +63,7 @@ def test_two_processes_match_one_process(task, tmp_path):
     (run_dir,) = (tmp_path / "two" / "karate_ddp").iterdir()  # one directory for both processes
     assert Path(two["run_dir"]) == run_dir
     assert {p.name for p in run_dir.iterdir()} == {"config.toml", "summary.json", "results.md", "results.csv",
-                                                    "curves.png", "seed-0", "seed-1"}
+                                                    "curves.png", "seed-0", "seed-1", ".lock"}  # rank 0's
     assert not list(run_dir.rglob("*.tmp")) and not list(run_dir.rglob("checkpoint.pt"))
     for a, b in zip(seed_results(one), seed_results(two), strict=True):
         assert a["world_size"] == 1 and b["world_size"] == 2
