@@ -14,6 +14,7 @@ Every parse error names the dataset, the file and the line, e.g. ``ml-100k/u1.ba
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from graphnet.data.generic import MAX_NODE_ID, strict_int
 from graphnet.errors import DataError
 
 ML100K_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+log = logging.getLogger(__name__)
+
 # MovieLens-1M's age groups (its README), used to one-hot the raw ages of ml-100k.
 AGE_BINS = (18, 25, 35, 45, 50, 56)
 AGE_NAMES = ("age<18", "age18-24", "age25-34", "age35-44", "age45-49", "age50-55", "age56+")
@@ -346,6 +349,24 @@ def _first_occurrences(pairs: Tensor, num_items: int) -> Tensor:
     return pairs[first.sort().values]
 
 
+def _check_disjoint(train: tuple, test: tuple, num_items: int, rated: bool) -> None:
+    """A (user, item) pair of the test file that the training file also lists: with ratings its rating was
+    trained on (DataError naming the line); implicit, it is masked as a training item at evaluation yet
+    counted as relevant, so it can never be hit (a warning with the count)."""
+    (train_pairs, *_), (test_pairs, _, linenos, label) = train, test
+    seen = torch.isin(test_pairs[:, 0] * num_items + test_pairs[:, 1],
+                      train_pairs[:, 0] * num_items + train_pairs[:, 1])
+    if not bool(seen.any()):
+        return
+    k = int(seen.nonzero()[0])
+    u, i = test_pairs[k].tolist()
+    where = f"{label} line {linenos[k]}: (user {u}, item {i}) is also in {train[3]}"
+    if rated:
+        raise DataError(f"{where}; a rated pair in both files would leak its test rating into training")
+    log.warning("%s (%d such test pairs): they are masked as training items at evaluation, so they can "
+                "never be hit", where, int(seen.sum()))
+
+
 def load_interactions(card: dict, raw_dir: Path, path: str = "interactions.txt", test_path: str = "",
                       sep: str = "", header: bool = False, one_based: bool = False, num_users: int = 0,
                       num_items: int = 0, test_fraction: float = 0.2, seed: int = 0) -> Any:
@@ -386,6 +407,7 @@ def load_interactions(card: dict, raw_dir: Path, path: str = "interactions.txt",
             _check_unique(pairs[:, 0], pairs[:, 1], linenos, I, label)
     splits: dict[str, Tensor] = {}
     if test_path:
+        _check_disjoint(parsed["train"], parsed["test"], I, rated)
         for s, (pairs, r, _, _) in parsed.items():
             splits[s] = pairs
             if rated:

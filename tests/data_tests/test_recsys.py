@@ -4,6 +4,7 @@ file:line errors."""
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from pathlib import Path
 
@@ -220,6 +221,27 @@ def test_interactions_with_ratings_and_test_file():
     assert g.edge_splits["test"].tolist() == [[0, 1], [1, 0]]
     assert g.edge_splits["test_rating"].tolist() == [4, 2]
     check_bipartite(g, 4, 4)
+
+
+def test_test_file_pairs_also_in_the_training_file(tmp_path, caplog):
+    """Rated: the test rating would be trained on -> DataError naming the test line. Implicit: the pair is
+    masked as a training item yet relevant, so it can never be hit -> a warning with the count."""
+    (tmp_path / "train.tsv").write_text("0\t0\t5\n0\t2\t3\n1\t1\t4\n")
+    (tmp_path / "test.tsv").write_text("0\t1\t4\n1\t1\t2\n")
+    with pytest.raises(DataError, match=r"m/test\.tsv line 2: \(user 1, item 1\) is also in m/train\.tsv; a "
+                                        r"rated pair in both files would leak"):
+        recsys.load_interactions({"name": "m"}, tmp_path, path="train.tsv", test_path="test.tsv")
+    (tmp_path / "train.txt").write_text("0 0\n0 2\n1 1\n2 2\n")
+    (tmp_path / "test.txt").write_text("0 1\n1 1\n2 2\n")
+    with caplog.at_level(logging.WARNING, logger="graphnet.data.recsys"):
+        g = recsys.load_interactions({"name": "m"}, tmp_path, path="train.txt", test_path="test.txt")
+    assert "m/test.txt line 2: (user 1, item 1) is also in m/train.txt (2 such test pairs)" in caplog.text
+    assert g.edge_splits["test"].tolist() == [[0, 1], [1, 1], [2, 2]]  # kept: the data is the user's
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="graphnet.data.recsys"):
+        recsys.load_interactions({"name": "m"}, FIXTURES, path="recsys_ratings.tsv",
+                                 test_path="recsys_ratings_test.tsv")
+    assert "also in" not in caplog.text  # disjoint files: silent
 
 
 def test_interactions_seeded_split():
