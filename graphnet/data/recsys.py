@@ -380,8 +380,9 @@ def load_interactions(card: dict, raw_dir: Path, path: str = "interactions.txt",
 
     Args:
         path: the interactions file (relative to ``raw_dir`` or absolute).
-        test_path: a separate test file in the same format; "" = hold out a seeded random ``test_fraction``
-            of the interactions (0 = no test split).
+        test_path: a separate test file in the same format (a pair it shares with ``path``: DataError with
+            ratings, a warning without); "" = hold out a seeded random ``test_fraction`` of the
+            interactions (0 = no test split).
         sep: field separator ("" = any whitespace; e.g. "," or "\\t").
         header: skip the first non-blank line.
     """
