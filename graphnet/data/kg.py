@@ -200,13 +200,15 @@ def filter_index(graph: Any, splits: tuple[str, ...] | None = None) -> dict[str,
     """The filter set: every true triple of ``splits``, indexed for head and tail queries.
 
     Filtered ranking ranks the target of (h, r, ?) against all entities except the *other* known tails of
-    (h, r) in train/val/test (and symmetrically for heads). ``splits=None``: train, val, test and the
-    triples ``drop_unseen`` took out of val/test ("val_dropped", "test_dropped"), which are still true.
+    (h, r) in train/val/test (and symmetrically for heads). ``splits=None``: train, val, test and every
+    other (M, 3) triple split, as the kg task filters (e.g. the "val_dropped" / "test_dropped" triples
+    ``drop_unseen`` took out of evaluation, which are still true).
     Returns ``{"tail": FilterIndex, "head": ...}``.
     """
     if splits is None:
-        splits = ("train", "val", "test") + tuple(
-            s for s in ("val_dropped", "test_dropped") if s in graph.edge_splits)
+        splits = ("train", "val", "test")
+        splits += tuple(k for k, t in graph.edge_splits.items()
+                        if k not in splits and t.dim() == 2 and t.shape[1] == 3)
     missing = [s for s in splits if s not in graph.edge_splits]
     if missing:
         raise DataError(f"filter_index: graph {graph.name!r} has no edge split(s) {missing}; it has "
