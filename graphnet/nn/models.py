@@ -125,9 +125,13 @@ class _Stack(nn.Module):
 
         Shapes: A (N_dst, N_src), H (N_src, F) -> (N_dst, F').
         """
-        drop = self.input_dropout if i == 0 else self.dropout
-        H = self.layer_forward(self.layers[i], A, drop(H), edge_type, edge_feat)
+        H = self.layer_forward(self.layers[i], A, self.dropout_before(i)(H), edge_type, edge_feat)
         return F.relu(H) if i < self.num_layers - 1 else H
+
+    def dropout_before(self, i: int) -> nn.Module:
+        """The dropout on layer i's input: ``input_dropout`` for the first layer, ``dropout`` after that
+        (every override of ``forward_layer`` takes it from here)."""
+        return self.input_dropout if i == 0 else self.dropout
 
     def layer_forward(
         self, layer: nn.Module, A: SparseMatrix, H: Tensor, edge_type: Tensor | None, edge_feat: Tensor | None
@@ -389,8 +393,7 @@ class GAT(_Stack):
     ) -> Tensor:
         """Layer i: dropout, attention layer (N_dst, heads, F), then ELU of the concatenated heads, or the
         mean over heads for the last layer."""
-        drop = self.input_dropout if i == 0 else self.dropout
-        H = self.layers[i](A, drop(H), edge_feat if self.edge_dim is not None else None)
+        H = self.layers[i](A, self.dropout_before(i)(H), edge_feat if self.edge_dim is not None else None)
         return F.elu(H.flatten(1)) if i < self.num_layers - 1 else H.mean(1)
 
 
