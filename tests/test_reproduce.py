@@ -205,6 +205,135 @@ def test_gap_table_sets_each_difference_against_the_target_and_its_standard_erro
     assert mt.gap(by_name["nations_distmult"], kg_line) is None
 
 
+def test_a_diverged_seed_makes_the_row_nan_not_a_mean_of_the_survivors(tmp_path):
+    """results.json writes a NaN metric as null: the row shows how many runs were NaN instead of the mean of
+    the others (which would be biased towards the seeds that trained), and the gap table has no line."""
+    import json
+
+    mt = _module("make_table")
+    assert mt.fmt([0.80, float("nan"), 0.82], 100.0) == "n/a (1 of 3 runs NaN)"
+    line = _ledger_line("runs/a", 0, 0.38)
+    line["runs"].append({**line["runs"][0], "path": "seed-1", "metrics": {"test_hits@20": None}})
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text(json.dumps(line) + "\n")
+    table, records = mt.build(ledger)
+    assert "| hits@20 n/a (1 of 2 runs NaN) |" in table["ogbl-ddi_gcn"]
+    assert records[0]["values"] == {"test_hits@20": [0.38, None]}
+    by_name = {r["name"]: r for r in mt.ROWS}
+    assert mt.gap(by_name["ogbl-ddi_gcn"], table["ogbl-ddi_gcn"]) is None
+
+
+def test_runs_of_uncommitted_code_are_marked_in_the_table(tmp_path):
+    import json
+
+    mt = _module("make_table")
+    line = _ledger_line("runs/a", 0, 0.38, dirty=True)
+    line["runs"].append({**line["runs"][0], "path": "seed-1", "metrics": {"test_hits@20": 0.42},
+                         "git_dirty": False})
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text(json.dumps(line) + "\n")
+    table, _ = mt.build(ledger)
+    assert "| hits@20 40.00 ± 2.83 (n=2); 1 of 2 runs with uncommitted changes (git_dirty) |" \
+        in table["ogbl-ddi_gcn"]
+    # the headline is still read for the gap table
+    by_name = {r["name"]: r for r in mt.ROWS}
+    assert "| +2.93 |" in mt.gap(by_name["ogbl-ddi_gcn"], table["ogbl-ddi_gcn"])
+
+
+def test_update_replaces_only_the_command_list_not_later_bullets_naming_a_row(tmp_path):
+    import json
+
+    mt = _module("make_table")
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text(json.dumps(_ledger_line("runs/a", 0, 0.38)) + "\n")
+    results = tmp_path / "RESULTS.md"
+    results.write_text("\n".join([
+        "# t", "", mt.TABLE_HEADER + " ours |", "|---|", "", "- `cora_gcn`: old gcn command", "",
+        "## Notes", "", "Discussion paragraph.", "", "- `cora_gcn`: a note about the Cora row", "tail"]))
+    mt.update(results, *mt.build(ledger))
+    text = results.read_text().split("\n")
+    assert text[-6:] == ["## Notes", "", "Discussion paragraph.", "",
+                         "- `cora_gcn`: a note about the Cora row", "tail"]
+    cmds = [ln for ln in text if ln.startswith("- `")]
+    assert cmds[0] == "- `cora_gcn`: old gcn command" and cmds[1].startswith("- `ogbl-ddi_gcn`: `DGLBACKEND")
+    assert len(cmds) == 3
+
+
+def test_a_cut_off_last_log_line_is_skipped_but_a_bad_middle_line_is_an_error(tmp_path, capsys):
+    import json
+
+    mt = _module("make_table")
+    log = tmp_path / "log.jsonl"
+    good = json.dumps({"row": "cora_gcn", "returncode": 0, "run_dir": "r"})
+    log.write_text(good + "\n" + good[:20])
+    assert mt.read_jsonl(log) == [json.loads(good)]
+    assert f"{log}:2: skipping a cut-off last line" in capsys.readouterr().err
+    log.write_text(good[:20] + "\n" + good + "\n")
+    with pytest.raises(SystemExit, match=r"log.jsonl:1: not a JSON line"):
+        mt.read_jsonl(log)
+
+
+@pytest.mark.parametrize("threads, omp, logged, shown", [
+    (1, None, 1, "DGLBACKEND=pytorch OMP_NUM_THREADS=1 python"),
+    (None, "3", 3, "DGLBACKEND=pytorch OMP_NUM_THREADS=3 python"),
+    (None, None, None, "DGLBACKEND=pytorch python"),  # torch's default: no OMP_NUM_THREADS to claim
+])
+def test_run_all_logs_the_thread_count_the_row_ran_with(tmp_path, monkeypatch, threads, omp, logged, shown):
+    import json
+    import subprocess
+
+    ra, mt = _module("run_all"), _module("make_table")
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    seen, real_run = {}, subprocess.run
+
+    def fake_run(cmd, **kw):  # the row's graphnet run; anything else (machine()'s probes) runs for real
+        if "graphnet" not in cmd:
+            return real_run(cmd, **kw)
+        seen["omp"] = kw["env"].get("OMP_NUM_THREADS")
+        return subprocess.CompletedProcess(cmd, 0, stdout="results: runs/x\n", stderr="")
+
+    monkeypatch.setattr(ra.subprocess, "run", fake_run)
+    rec = ra.run_row("cora_gcn", 1, str(tmp_path), [], threads)
+    assert rec["threads"] == logged and seen["omp"] == (str(logged) if logged else None)
+    assert json.loads((tmp_path / "log.jsonl").read_text()) == rec
+    assert f"`{shown} -m graphnet run" in mt.command_line({"name": "cora_gcn", **rec})
+
+
+def test_last_epoch_is_the_last_evaluation_not_the_last_history_entry():
+    mt = _module("make_table")
+    hist = [{"epoch": 0, "loss": 0.6, "test_recall@20": 0.10}, {"epoch": 1, "loss": 0.5}]
+    res = {"monitor": "test_recall@20", "history": hist}
+    assert mt.last_epoch(res) == {"last_metrics": {"test_recall@20": 0.10}}
+    assert mt.last_epoch({**res, "history": hist[1:]}) == {}
+
+
+def test_plot_curve_leaves_the_old_png_when_saving_fails(tmp_path, monkeypatch):
+    import json
+
+    from matplotlib.figure import Figure
+
+    run_dir = tmp_path / "gowalla_mf" / "run-1"
+    (run_dir / "seed-0").mkdir(parents=True)
+    hist = [{"epoch": e, "loss": 1.0, "test_recall@20": 0.05 * e} for e in range(3)]
+    (run_dir / "seed-0" / "results.json").write_text(json.dumps({"seed": 0, "history": hist}))
+    (tmp_path / "log.jsonl").write_text(json.dumps({"row": "gowalla_mf", "run_dir": str(run_dir),
+                                                    "returncode": 0}) + "\n")
+    out = tmp_path / "curve.png"
+    out.write_bytes(b"OLD PNG")
+
+    def failing_savefig(self, f, **kw):
+        (open(f, "wb") if isinstance(f, (str, Path)) else f).write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", failing_savefig)
+    with pytest.raises(OSError):
+        _module("plot_curve").main(["--runs", str(tmp_path), "--rows", "gowalla_mf", "--out", str(out)])
+    assert out.read_bytes() == b"OLD PNG"
+
+
 @pytest.mark.parametrize("change, message", [
     ({"seed": 0}, "repeat seed-0"),
     ({"dirty": True}, "uncommitted code"),

@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -108,7 +109,6 @@ def run_point(mode: str, num_edges: int, args) -> dict:
         t = time.perf_counter()
         epoch()
         times.append(time.perf_counter() - t)
-    times.sort()
     return {
         "mode": mode,
         "edges": num_edges,
@@ -116,7 +116,7 @@ def run_point(mode: str, num_edges: int, args) -> dict:
         "nnz": int(A.nnz),
         "steps": steps,
         "build_s": build_s,
-        "epoch_s": times[len(times) // 2],
+        "epoch_s": statistics.median(times),
         "rss_imports_gb": rss_imports,
         "peak_gb": vm("VmHWM"),
     }

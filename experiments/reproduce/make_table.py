@@ -219,14 +219,23 @@ ROWS = [
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file ([] if it does not exist); SystemExit naming the line for a bad one.
+
+    A last line without its newline that does not parse is skipped with a warning: an append cut short (a
+    process killed while writing, a full disk) must not make every finished run before it unreadable."""
     if not path.is_file():
         return []
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
     out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(lines, 1):
         if line.strip():
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError as e:
+                if i == len(lines) and not text.endswith("\n"):
+                    print(f"warning: {path}:{i}: skipping a cut-off last line ({e.msg})", file=sys.stderr)
+                    continue
                 raise SystemExit(f"{path}:{i}: not a JSON line ({e.msg})") from None
     return out
 
@@ -306,12 +315,14 @@ def last_epoch(res: dict) -> dict:
     """{"last_metrics": the test metrics of the last evaluation} for a run whose epoch was picked on test.
 
     A run that monitors a test metric (the Gowalla rows: the LightGCN paper reports its best epoch on test,
-    having no validation split) reports an optimistic number; its last evaluation (the last epoch, the
-    runner always evaluates it) involves no selection, so the table shows both. Empty for other runs."""
+    having no validation split) reports an optimistic number; its last evaluation (the newest history entry
+    with test metrics: an early stop can end on an epoch that was not evaluated) involves no selection, so
+    the table shows both. Empty for other runs."""
     hist = res.get("history") or []
-    if not str(res.get("monitor", "")).startswith("test_") or not hist:
+    evaluated = [h for h in hist if any(k.startswith("test_") for k in h)]
+    if not str(res.get("monitor", "")).startswith("test_") or not evaluated:
         return {}
-    return {"last_metrics": {k: v for k, v in hist[-1].items() if k.startswith("test_")}}
+    return {"last_metrics": {k: v for k, v in evaluated[-1].items() if k.startswith("test_")}}
 
 
 def latest_entries(ledger_lines: list[dict]) -> dict[str, dict]:
@@ -321,8 +332,21 @@ def latest_entries(ledger_lines: list[dict]) -> dict[str, dict]:
 
 def values(entry: dict, key: str, field: str = "metrics") -> list[float]:
     """All per-run values of ``key`` in a ledger line (over seeds, and over sweep points); ``field``
-    "last_metrics" reads the last evaluation of runs selected on test (see ``last_epoch``)."""
-    return [r[field][key] for r in entry["runs"] if (r.get(field) or {}).get(key) is not None]
+    "last_metrics" reads the last evaluation of runs selected on test (see ``last_epoch``).
+
+    A run that has ``key`` as null (results.json writes a NaN metric, a diverged seed, as null) gives NaN,
+    so the row's mean is NaN and ``fmt`` says so, rather than averaging only the seeds that survived."""
+    out = []
+    for r in entry["runs"]:
+        got = r.get(field) or {}
+        if key in got:
+            out.append(math.nan if got[key] is None else got[key])
+    return out
+
+
+def jsonable(vals: list[float]) -> list[float | None]:
+    """``vals`` with NaN as None (JSON has no NaN)."""
+    return [None if math.isnan(v) else v for v in vals]
 
 
 SEED_SET = re.compile(r"\s--set\s+seed=\d+")
@@ -397,8 +421,12 @@ def pooled_entries(entry: dict, ledger_lines: list[dict], same_code: SameCode = 
 
 
 def fmt(vals: list[float], scale: float) -> str:
+    """Mean ± unbiased std of ``vals`` x ``scale`` and their count: "81.84 ± 0.70 (n=10)"."""
     if not vals:
         return "n/a"
+    nan = sum(math.isnan(v) for v in vals)
+    if nan:
+        return f"n/a ({nan} of {len(vals)} runs NaN)"
     digits = 2 if scale == 100.0 else 4
     mean = statistics.fmean(vals) * scale
     if len(vals) == 1:
@@ -428,6 +456,9 @@ def build(ledger: Path = LEDGER, same_code: SameCode = git_same_code) -> tuple[d
         ours = shown(e, r)
         if any("last_metrics" in x for x in e["runs"]):  # picked on test: also the selection-free number
             ours = f"best epoch on test: {ours}; last epoch (no selection): {shown(e, r, 'last_metrics')}"
+        dirty = sum(x.get("git_dirty") is not False for x in e["runs"])
+        if dirty:  # pool_check refuses these in a pool; a single line is shown, but not as if committed
+            ours += f"; {dirty} of {len(e['runs'])} runs with uncommitted changes (git_dirty)"
         epochs = sorted({x["epochs_run"] for x in e["runs"]})
         ep = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}–{epochs[-1]}"
         ref = f"{r['ref']} ({r['source']})" if r["source"] else r["ref"]
@@ -440,8 +471,8 @@ def build(ledger: Path = LEDGER, same_code: SameCode = git_same_code) -> tuple[d
         records.append({**r, "command": e["command"], "run_dir": e["run_dir"], "machine": e["machine"],
                         "threads": e.get("threads"), "started": e.get("started"),
                         "pooled": [{k: p.get(k) for k in RUN_KEYS} for p in parts[:-1]],
-                        "values": {k: values(e, k) for k in r["metrics"]},
-                        "headline_by_line": [values(p, r["metrics"][0]) for p in parts]})
+                        "values": {k: jsonable(values(e, k)) for k in r["metrics"]},
+                        "headline_by_line": [jsonable(values(p, r["metrics"][0])) for p in parts]})
     return lines, records
 
 
@@ -484,7 +515,7 @@ def gap_history(rec: dict) -> list[float]:
     seen: list[float] = []
     out = []
     for vals in by_line:
-        seen += vals
+        seen += [math.nan if v is None else v for v in vals]
         out.append(statistics.fmean(seen) * rec["scale"] - ref[0])
     return out
 
@@ -539,7 +570,9 @@ def command_line(rec: dict) -> str:
     def one(run: dict) -> str:
         m = run["machine"]
         when = f"{run['started']}; " if run.get("started") else ""
-        return (f"`DGLBACKEND=pytorch OMP_NUM_THREADS={run['threads']} {run['command']}` (run dir"
+        # threads None: run_all.py ran the row with OMP_NUM_THREADS unset (torch's default thread count)
+        threads = f" OMP_NUM_THREADS={run['threads']}" if run.get("threads") else ""
+        return (f"`DGLBACKEND=pytorch{threads} {run['command']}` (run dir"
                 f" `{run['run_dir']}`; {when}{m['cpu']}, {m['cores']} cores)")
 
     pooled = rec.get("pooled") or []
@@ -552,7 +585,8 @@ def update(results_md: Path, lines: dict[str, str], records: list[dict]) -> None
     ``results_md`` in place (atomic).
 
     Rows with a ledger entry get new lines; the others keep theirs. A table block runs from its header line
-    to the next blank line; the command list is the run of lines starting with "- `<row>`:".
+    to the next blank line; the command list is the first unbroken run of lines starting with "- `<row>`:"
+    (a later line that happens to start so, e.g. a bullet of the notes, is prose and left alone).
     """
     text = results_md.read_text(encoding="utf-8").split("\n")
     names = {r["name"] for r in ROWS}
@@ -580,9 +614,11 @@ def update(results_md: Path, lines: dict[str, str], records: list[dict]) -> None
         name = ln[3:].split("`", 1)[0] if ln.startswith("- `") else None
         return name if name in names else None
 
-    idx = [i for i, ln in enumerate(text) if cmd_row(ln)]
-    if idx:
-        first, last = idx[0], idx[-1]
+    first = next((i for i, ln in enumerate(text) if cmd_row(ln)), None)
+    if first is not None:
+        last = first
+        while last + 1 < len(text) and cmd_row(text[last + 1]):
+            last += 1
         old_cmds = {cmd_row(ln): ln for ln in text[first:last + 1] if cmd_row(ln)}
         new_cmds = {rec["name"]: command_line(rec) for rec in records}
         text[first:last + 1] = [new_cmds.get(r["name"]) or old_cmds[r["name"]]

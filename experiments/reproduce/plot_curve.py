@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     from matplotlib.figure import Figure
 
     mt = _make_table()
+    from graphnet.io import atomic_open  # make_table put the repository root on sys.path
+
     runs = {**mt.latest_runs(mt.ROOT / args.runs / "log.jsonl"), **given}
     fig = Figure(figsize=(9, 3.5), tight_layout=True)
     FigureCanvasAgg(fig)
@@ -74,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ax_loss.set(xlabel="epoch", ylabel=args.loss_label, title="loss")
     ax_metric.set(xlabel="epoch", ylabel=args.metric, title=f"{args.metric} per epoch")
     ax_metric.legend(fontsize=7)
-    fig.savefig(mt.ROOT / args.out, format="png", dpi=100)
+    with atomic_open(mt.ROOT / args.out, "wb") as f:  # a failed save leaves the committed PNG as it was
+        fig.savefig(f, format="png", dpi=100)
     return 0
 
 

@@ -117,13 +117,31 @@ def run_row(row: str, seeds: int, out: str, extra: list[str], threads: int | Non
         "wall_s": wall,
         "returncode": proc.returncode,
         "started": started,
-        "threads": threads or os.cpu_count(),
+        # what the child got: --threads, else an inherited OMP_NUM_THREADS, else None (torch's default)
+        "threads": threads or _int_or_none(env.get("OMP_NUM_THREADS")),
         "machine": machine(),
         "stderr_tail": proc.stderr[-2000:] if proc.returncode else "",
     }
-    with open(Path(ROOT, out, "log.jsonl"), "a", encoding="utf-8") as f:
-        f.write(json.dumps(rec) + "\n")
+    append_line(Path(ROOT, out, "log.jsonl"), json.dumps(rec))
     return rec
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value and value.strip().isdigit() else None
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` and a newline to ``path`` with one write(2) on an O_APPEND descriptor, so rows
+    finishing at the same time never interleave; a short write (full disk) raises OSError naming ``path``,
+    and make_table's reader skips such a cut-off last line instead of refusing the whole log."""
+    data = (line + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, data)
+    finally:
+        os.close(fd)
+    if written != len(data):
+        raise OSError(f"{path}: wrote {written} of {len(data)} bytes of a log line (disk full?)")
 
 
 def main(argv: list[str] | None = None) -> int:
