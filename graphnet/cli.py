@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from typing import Any
 
@@ -228,16 +229,25 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# The end of a card description's first sentence: ". " before a capital, not after "et al" / "e.g" / "i.e"
+# ("WN18RR (Dettmers et al. 2018): ..." is one sentence).
+_SENTENCE_END = re.compile(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)\. (?=[A-Z])")
+
+
+def first_sentence(text: str, limit: int = 100) -> str:
+    """The first sentence of ``text`` (whitespace collapsed, final period dropped), cut at ``limit`` chars."""
+    return _SENTENCE_END.split(" ".join(text.split()), maxsplit=1)[0].rstrip(".")[:limit]
+
+
 def cmd_data_list(args: argparse.Namespace) -> int:
     from graphnet import data
 
     names = data.list_datasets()
-    rows = [(n, data.load_card(n).get("description", "")) for n in names]
+    rows = [(n, first_sentence(data.load_card(n).get("description", ""))) for n in names]
     rows += [(n, f'your own file: [data] name = "{n}", path = ...') for n in sorted(data.GENERIC)]
     width = max((len(r[0]) for r in rows), default=0)
     for name, text in rows:
-        text = " ".join(text.split())
-        print(f"{name:<{width}}  {text.split('. ')[0].rstrip('.')[:100]}")
+        print(f"{name:<{width}}  {text}")
     return 0
 
 

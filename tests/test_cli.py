@@ -115,6 +115,18 @@ def test_list_commands(capsys):
     assert cli.main(["data", "list"]) == 0
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == listed
     assert set(data.list_datasets()) | {"edgelist"} <= set(listed)
+    lines = {ln.split()[0]: ln for ln in listed_lines(capsys)}
+    # one sentence per dataset: "et al. 2018" does not end it, "... removed. Entities" does
+    wn18rr = "WN18RR (Dettmers et al. 2018): WordNet triples with the inverse relations of WN18 removed"
+    assert lines["wn18rr"].endswith(wn18rr)
+    assert lines["triples"].endswith('your own file: [data] name = "triples", path = ...')
+    assert cli.first_sentence("A b. C d.") == "A b"
+    assert cli.first_sentence("x e.g. Y, i.e. Z. W") == "x e.g. Y, i.e. Z"
+
+
+def listed_lines(capsys) -> list[str]:
+    assert cli.main(["data", "list"]) == 0
+    return capsys.readouterr().out.splitlines()
 
 
 def test_data_info_json(capsys):

@@ -152,6 +152,31 @@ def test_generic_loader_keys_are_checked_against_its_signature(tmp_path):
     assert cfg.data.kwargs == {"path": "e.csv", "directed": True, "weighted": True}
 
 
+
+@pytest.mark.parametrize("name, typo", [("triples", "add_inversee"), ("interactions", "sepp")])
+def test_triples_and_interactions_keys_are_checked_too(name, typo):
+    """These two wrappers used to take ``**options``: a typo passed the check and was a TypeError at load."""
+    expected = f"unknown key 'data.{typo}' for data loader '{name}'; valid keys: "
+    with pytest.raises(ConfigError, match=expected):
+        from_dict({**raw(), "data": {"name": name, "path": "x", typo: True}})
+
+
+def test_generic_wrappers_keep_the_defaults_of_the_loaders_they_call():
+    """generic.load_triples / load_interactions spell out kg's / recsys's keyword arguments: same names and
+    defaults (the file names excepted: a wrapper works them out from ``path``)."""
+    import inspect
+
+    from graphnet.data import generic, kg, recsys
+
+    for wrapper, target, own in ((generic.load_triples, kg.load_triples, {"train", "valid", "test"}),
+                                 (generic.load_interactions, recsys.load_interactions, {"path"})):
+        mine = {k: p.default for k, p in inspect.signature(wrapper).parameters.items() if k != "path"}
+        theirs = {k: p.default for k, p in inspect.signature(target).parameters.items()
+                  if k not in ("card", "raw_dir")}
+        assert set(mine) | own == set(theirs) | own
+        assert {k: v for k, v in mine.items() if k not in own} == {k: v for k, v in theirs.items()
+                                                                  if k not in own}
+
 def test_int_is_accepted_for_float_and_stored_as_float():
     cfg = from_dict({**raw(lr=1, weight_decay=0), "model": {"name": "gcn", "dropout": 0}})
     assert isinstance(cfg.train.lr, float) and isinstance(cfg.train.weight_decay, float)

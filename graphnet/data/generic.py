@@ -280,11 +280,14 @@ def load_npz(
         raise DataError(f"npz file {path}: {e}; use train_per_class/val_per_class or split=False") from None
 
 
-def load_triples(path: str | Path, **options: Any) -> Any:
+def load_triples(path: str | Path, train: str | None = None, valid: str | None = None,
+                 test: str | None = None, add_inverse: bool = False, drop_unseen: bool = False) -> Any:
     """Triples TSV files (``head<TAB>relation<TAB>tail``) read by ``graphnet.data.kg.load_triples``.
 
-    ``path`` is a directory holding train/valid/test files, or a single file used as the training set
-    (then valid/test are empty unless given as options).
+    ``path`` is a directory holding train/valid/test files (names default to ``train.txt``, ``valid.txt``,
+    ``test.txt``), or a single file used as the training set (then valid/test are empty unless given).
+    The other arguments are ``kg.load_triples``'s; they are spelled out (not ``**options``) so that a config
+    key that is none of them is a ConfigError naming it, not a TypeError at load time.
     """
     from graphnet.data import kg
 
@@ -292,15 +295,20 @@ def load_triples(path: str | Path, **options: Any) -> Any:
     if not path.exists():
         raise DataError(f"triples: path not found: {path}")
     card = {"name": path.stem, "loader": "triples", "files": [], "options": {}}
-    if path.is_file():
-        options = {"train": path.name, "valid": "", "test": "", **options}
-    return kg.load_triples(card, path if path.is_dir() else path.parent, **options)
+    names = {"train": path.name, "valid": "", "test": ""} if path.is_file() else {}
+    names.update({k: v for k, v in (("train", train), ("valid", valid), ("test", test)) if v is not None})
+    return kg.load_triples(card, path if path.is_dir() else path.parent, add_inverse=add_inverse,
+                           drop_unseen=drop_unseen, **names)
 
 
-def load_interactions(path: str | Path, **options: Any) -> Any:
+def load_interactions(path: str | Path, test_path: str = "", sep: str = "", header: bool = False,
+                      one_based: bool = False, num_users: int = 0, num_items: int = 0,
+                      test_fraction: float = 0.2, seed: int = 0) -> Any:
     """Interaction files (``user item [rating]``) read by ``graphnet.data.recsys.load_interactions``.
 
-    ``path`` is the interactions file itself, or a directory holding ``interactions.txt``.
+    ``path`` is the interactions file itself, or a directory holding ``interactions.txt``; ``test_path``
+    (relative to that directory) is an optional test file. The other arguments are
+    ``recsys.load_interactions``'s, spelled out for the config check as in :func:`load_triples`.
     """
     from graphnet.data import recsys
 
@@ -308,6 +316,7 @@ def load_interactions(path: str | Path, **options: Any) -> Any:
     if not path.exists():
         raise DataError(f"interactions: path not found: {path}")
     card = {"name": path.stem, "loader": "interactions", "files": [], "options": {}}
-    if path.is_file():
-        options = {"path": path.name, **options}
-    return recsys.load_interactions(card, path if path.is_dir() else path.parent, **options)
+    file = {"path": path.name} if path.is_file() else {}
+    return recsys.load_interactions(card, path if path.is_dir() else path.parent, test_path=test_path,
+                                    sep=sep, header=header, one_based=one_based, num_users=num_users,
+                                    num_items=num_items, test_fraction=test_fraction, seed=seed, **file)

@@ -74,8 +74,9 @@ def load_planetoid(
 
     Args:
         features: read ``allx``/``tx``; False gives X = None (structure + labels only).
-        normalize_features: divide each feature row by its sum (Kipf's preprocessing); default raw 0/1
-            (Cora/CiteSeer) or TF-IDF (PubMed) values.
+        normalize_features: divide each feature row by its sum (Kipf's preprocessing). This function's
+            default keeps the raw 0/1 (Cora/CiteSeer) or TF-IDF (PubMed) values; the catalog cards set it
+            to true, so ``load("cora")`` and configs get row-normalized features.
         prefix: file prefix (``ind.<prefix>.*``), default the card name.
 
     Shapes: X (N, F) float32, y (N,) long, splits train (20 C,), val (500,), test (1000,).
