@@ -137,13 +137,14 @@ def _mean_std(s: dict[str, Any] | None) -> str:
 
 
 def _run_point(cfg: ExperimentConfig, run_dir: Path, progress: bool | None, resume: bool) -> dict[str, Any]:
-    graph, load_s, results = None, 0.0, []
+    graph, results = None, []
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         seed_dir = run_dir / f"seed-{seed}"
         if resume and (seed_dir / "results.json").is_file():
             results.append(json.loads((seed_dir / "results.json").read_text(encoding="utf-8")))
             continue
         seed_dir.mkdir(exist_ok=True)
+        load_s = 0.0  # the seeds after the first reuse the loaded graph: no load time of their own
         if graph is None:
             t0 = time.perf_counter()
             graph = _load_main_first(cfg)

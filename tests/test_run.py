@@ -113,6 +113,8 @@ def test_run_layout_schema_and_summary(tmp_path):
     assert load_config(run_dir / "config.toml") == dataclasses.replace(cfg, seeds=3)
     assert read_json(run_dir / "summary.json") == json.loads(json.dumps(summary))
     assert summary["seeds"] == [0, 1, 2] and summary["monitor"] == "val_accuracy"
+    # the graph is loaded once, by seed 0; the other seeds report no load time of their own
+    assert [r["times"]["load_s"] > 0 for r in results] == [True, False, False]
     for r in results:
         assert set(r["metrics"]) == {"val_accuracy", "val_loss", "test_accuracy", "test_loss"}
         assert r["epochs_run"] == 12 and len(r["history"]) == 12 and r["device"] == "cpu"
