@@ -328,11 +328,20 @@ def hit_rate_at_k(hits: Tensor, num_relevant: Tensor, k: int) -> float:
 
 
 # ---------------------------------------------------------------------------------- regression
+def _residuals(name: str, pred: Tensor, target: Tensor) -> Tensor:
+    """pred - target in float64, both (M,): other shapes would broadcast (M, 1) - (M,) into (M, M) and
+    give a wrong number instead of an error."""
+    if pred.dim() != 1 or pred.shape != target.shape:
+        raise ValueError(f"{name}: expected predictions and targets of the same shape (M,), got "
+                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+    return pred.double() - target.double()
+
+
 def rmse(pred: Tensor, target: Tensor) -> float:
     """Root mean squared error sqrt(mean((pred - target)^2)). Shapes: (M,), (M,)."""
-    return math.sqrt(_mean((pred.double() - target.double()) ** 2))
+    return math.sqrt(_mean(_residuals("rmse", pred, target) ** 2))
 
 
 def mae(pred: Tensor, target: Tensor) -> float:
     """Mean absolute error mean(|pred - target|). Shapes: (M,), (M,)."""
-    return _mean((pred.double() - target.double()).abs())
+    return _mean(_residuals("mae", pred, target).abs())

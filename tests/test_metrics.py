@@ -253,3 +253,11 @@ def test_rmse_mae():
     p, t = torch.randn(50, generator=g), torch.randn(50, generator=g)
     assert M.rmse(p, t) == pytest.approx(math.sqrt(skm.mean_squared_error(t.numpy(), p.numpy())), rel=1e-6)
     assert M.mae(p, t) == pytest.approx(skm.mean_absolute_error(t.numpy(), p.numpy()), rel=1e-6)
+
+
+@pytest.mark.parametrize("pred_shape, target_shape", [((3, 1), (3,)), ((3,), (1,)), ((3,), (3, 1))])
+def test_rmse_mae_refuse_shapes_that_would_broadcast(pred_shape, target_shape):
+    """(3, 1) - (3,) broadcasts to (3, 3): an exact predictor would score rmse > 0 instead of an error."""
+    for f in (M.rmse, M.mae):
+        with pytest.raises(ValueError, match=rf"{f.__name__}: expected .* same shape \(M,\)"):
+            f(torch.ones(pred_shape), torch.ones(target_shape))

@@ -100,7 +100,8 @@ def shchur_split(
 
 
 # ------------------------------------------------------------------------------------------- edges
-def _is_symmetric(A: Any) -> bool:
+def is_symmetric(A: Any) -> bool:
+    """Whether ``A`` (N, N, sparse) stores edge j -> i exactly when it stores i -> j (weights aside)."""
     n = A.shape[0]
     k1 = torch.sort(A.row * n + A.col)[0]
     k2 = torch.sort(A.col * n + A.row)[0]
@@ -191,12 +192,12 @@ def link_split(
     if val_frac + test_frac >= 1.0:
         raise GraphError(f"link_split: val_frac + test_frac must be < 1, got {val_frac + test_frac}")
     if undirected is None:
-        undirected = _is_symmetric(A)
+        undirected = is_symmetric(A)
     row, col, val = A.row, A.col, A.val
     src, dst = col, row  # A[dst, src] = edge src -> dst
     loop = src == dst
     cand = ~loop & (src < dst) if undirected else ~loop
-    if undirected and not _is_symmetric(A):
+    if undirected and not is_symmetric(A):
         raise GraphError("link_split: undirected=True needs a symmetric adjacency; call graph.symmetrize()")
     pairs = torch.stack([src[cand], dst[cand]], 1)
     pairs = torch.unique(pairs, dim=0)  # duplicates in A become one pair

@@ -71,6 +71,33 @@ def test_negative_sampling_avoids_training_positives_and_is_seeded():
     assert all(torch.equal(a[1], b[1]) for a, b in zip(e0, again, strict=True))
 
 
+
+def test_directed_data_keeps_reverse_edges_as_negatives():
+    """On directed data the reverse of a training edge is a valid negative (it is not an edge); undirected
+    data excludes both directions. OGB-style graphs without link_split's flag: a symmetric A is undirected."""
+    n = 40
+    src = torch.arange(n - 1).repeat(3)
+    dst = torch.cat([torch.arange(1, n), torch.arange(2, n + 1) % n, torch.arange(3, n + 2) % n])
+    splits = {"train": torch.stack([src[:60], dst[:60]], 1), "val": torch.stack([src[60:90], dst[60:90]], 1),
+              "test": torch.stack([src[90:], dst[90:]], 1)}
+    for k in ("val", "test"):
+        splits[k + "_neg"] = torch.tensor([[0, 20], [5, 30]])
+    directed = Graph.from_edges(src[:60], dst[:60], n, edge_splits=splits)
+    task = LinkPrediction()
+    task.setup(directed, "mf", {}, seed=0)
+    forward = _keys(splits["train"], n)
+    assert set(task._known.tolist()) == forward
+    draws = task.sample_negatives(n, 20000, torch.Generator().manual_seed(0))
+    assert not _keys(draws, n) & forward
+    reverse = _keys(splits["train"].flip(1), n)
+    # 60 reverse pairs out of 40 * 39 - 60 allowed ones: about 20000 * 60 / 1500 = 800 draws hit one
+    assert sum(k in reverse for k in (draws[:, 0] * n + draws[:, 1]).tolist()) > 500
+    sym = Graph.from_edges(torch.cat([src[:60], dst[:60]]), torch.cat([dst[:60], src[:60]]), n,
+                           edge_splits=splits)
+    task.setup(sym, "mf", {}, seed=0)
+    assert set(task._known.tolist()) == forward | reverse
+
+
 @pytest.mark.parametrize("model_name,decoder",
                          [("gcn", "dot"), ("sage", "mlp"), ("mf", "dot"), ("lightgcn", "dot")])
 def test_loss_decreases(model_name, decoder, fit_task):
