@@ -375,7 +375,8 @@ class Graph:
         coo = M.tocoo()
         if coo.shape[0] != coo.shape[1]:
             raise GraphError(f"from_scipy: expected a square matrix, got shape {coo.shape}")
-        return cls.from_edges(coo.row, coo.col, coo.shape[0], torch.as_tensor(coo.data), **fields)
+        # the numpy array, not a Tensor: from_edges converts arrays (scipy's float64) to the float32 default
+        return cls.from_edges(coo.row, coo.col, coo.shape[0], coo.data, **fields)
 
     @classmethod
     def from_dgl(cls, g: Any, weight: str | None = None, **fields: Any) -> Graph:

@@ -20,7 +20,9 @@ included, computed once at setup) and fanout -1, a sampled forward therefore equ
 on the seeds *exactly*. With fanout k < deg, ``B @ H`` sums only the sampled terms of ``(A @ H)[dst]``;
 ``rescale=True`` multiplies each sampled in-edge of node i by ``deg_i / sampled_i`` (edge counts), which
 makes ``B @ H`` an unbiased estimate of ``(A @ H)[dst]`` (each in-edge is kept with probability
-``sampled_i / deg_i``). Layers that normalize inside forward (a mean over the block's rows) are unaffected.
+``sampled_i / deg_i``). Layers that normalize inside forward (a mean over the block's rows) are unaffected,
+except GAT: it multiplies the attention coefficients by the edge weights after the softmax, so rescaled
+weights scale a node's output by ``deg_i / sampled_i``; leave ``rescale`` off for GAT.
 
 Randomness comes only from the ``torch.Generator`` passed in. We sample in torch rather than through
 ``dgl.dataloading.NeighborSampler`` because DGL 2.1's CPU sampler draws from DGL's global RNG and is not

@@ -188,6 +188,8 @@ def test_scipy_orientation_by_hand():
     M = sp.coo_array(([2.0], ([0], [1])), shape=(3, 3))  # scipy/networkx: M[u, v] = edge u -> v
     g = Graph.from_scipy(M)
     assert g.src.tolist() == [0] and g.dst.tolist() == [1] and g.A.to_dense()[1, 0] == 2.0
+    # scipy's float64 data becomes float32, as from_edges does with a numpy array: the layers' dtype
+    assert g.A.val.dtype == Graph.from_edges([0], [1], 3, np.array([2.0])).A.val.dtype == torch.float32
     with pytest.raises(GraphError, match="from_scipy: expected a square matrix"):
         Graph.from_scipy(sp.coo_array((2, 3)))
     with pytest.raises(GraphError, match="to_scipy: expected scalar edge weights"):

@@ -101,7 +101,9 @@ class SAGEConv(nn.Module):
 
     ``h_i = W_self x_i + W_neigh agg_i + b`` with the aggregator
 
-    - ``"mean"``: ``agg_i = sum_j w_ij x_j / sum_j w_ij`` (weighted mean; 0 for zero weighted in-degree);
+    - ``"mean"``: ``agg_i = sum_j w_ij x_j / sum_j w_ij`` (weighted mean; 0 for a node without in-edges or
+      with only zero weights; signed weights that sum to <= 0 with a nonzero weight raise GraphError, as in
+      ``ops.row_norm``);
     - ``"sum"``:  ``agg_i = sum_j w_ij x_j``;
     - ``"pool"``: ``agg_i = max_j w_ij * relu(W_pool x_j + b_pool)`` (elementwise max over in-neighbours of
       the weight-scaled pooled features, DGL's ``u_mul_e`` + max; 0 without in-neighbours). With non-negative

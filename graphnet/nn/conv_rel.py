@@ -49,6 +49,10 @@ def relation_norm(A: SparseMatrix, edge_type: Tensor) -> SparseMatrix:
     """R-GCN's per-relation normalization: ``a_ij / c_{i,r}``, c_{i,r} = sum of the weights of the
     r-edges into i (weighted in-degree per relation; |N_i^r| for an unweighted graph). Edge order is kept.
 
+    Signed weights follow ``ops.row_norm``'s rule: a (node, relation) group of all-zero weights stays 0,
+    but one with a nonzero weight whose weights sum to <= 0 has no mean and raises GraphError (dividing
+    would flip the signs of a negative group, and a zero sum would silently drop it).
+
     Shapes:
         A: (N_dst, N_src), values (nnz,). edge_type: (nnz,). Output: same sparsity as A.
     """
@@ -61,6 +65,14 @@ def relation_norm(A: SparseMatrix, edge_type: Tensor) -> SparseMatrix:
         0, group, a
     )
     c = c[group]
+    bad = (c <= 0) & (a != 0)
+    if bool(bad.any()):
+        e = int(bad.nonzero()[0])
+        i, r = int(A.row[e]), int(edge_type[e])
+        w = a[(A.row == i) & (edge_type == r)].tolist()
+        raise GraphError(f"relation_norm: node {i} has weighted in-degree {float(c[e])} <= 0 for relation "
+                         f"{r} (edge weights {w}); the per-relation mean needs a positive sum for every "
+                         "(node, relation) with a nonzero weight")
     return dglsp.val_like(
         A, torch.where(c != 0, a / torch.where(c != 0, c, torch.ones_like(c)), torch.zeros_like(a))
     )

@@ -421,6 +421,23 @@ def test_relation_norm_is_weighted_per_relation_in_degree(tiny_graph):
     )
 
 
+@pytest.mark.parametrize("weights, zero_ok",
+                         [([-1.0, -2.0], False), ([1.0, -1.0], False), ([0.0, 0.0], True)])
+def test_relation_norm_signed_weights_follow_row_norms_rule(weights, zero_ok):
+    """Two r-edges into node 0: a negative sum used to flip both signs (-1, -2 -> 1/3, 2/3), a zero sum to
+    drop them silently; both now raise as ops.row_norm does. All-zero weights stay a zero group."""
+    A = ops_adjacency([1, 2], [0, 0], 3, weights)
+    t = torch.zeros(2, dtype=torch.long)
+    if zero_ok:
+        assert relation_norm(A, t).val.tolist() == [0.0, 0.0]
+        return
+    expected = r"relation_norm: node 0 has weighted in-degree .* <= 0 for relation 0"
+    with pytest.raises(GraphError, match=expected):
+        relation_norm(A, t)
+    with pytest.raises(GraphError, match="row_norm: node 0"):  # the same rule
+        ops.row_norm(A)
+
+
 def test_gat_values_of_shape_nnz_heads_weight_each_head():
     case = ops_adjacency([0, 1, 2, 2], [1, 2, 0, 1], 3, [1.0, 1.0, 1.0, 1.0])
     gat = GATConv(IN, OUT, num_heads=2).double()
