@@ -94,6 +94,11 @@ def gcn_norm(A: SparseMatrix, self_loops: bool = True) -> SparseMatrix:
     ``A_hat[i, j] = A[i, j] / sqrt(d_in[i] * d_out[j])``, d_in = row sums, d_out = column sums of A (+ I).
     Zero-degree nodes keep zero rows/columns. Negative or non-finite weights raise GraphError.
     Scale-invariant without self-loops: ``gcn_norm(c * A, False) == gcn_norm(A, False)``.
+
+    Equal to PyG's ``gcn_norm`` / DGL's ``EdgeWeightNorm("both")`` + self-loops on a symmetric graph without
+    self-loops. Elsewhere, by design: an existing self-loop of weight w becomes w + 1 (A + I; PyG's
+    ``add_remaining_self_loops`` keeps w), and on directed graphs the source j contributes its out-degree
+    d_out[j] (PyG's ``gcn_norm`` uses in-degrees for both ends of an edge).
     """
     _require_nonnegative(A, "gcn_norm")
     if self_loops:
