@@ -123,6 +123,8 @@ class TrainConfig:
         mode: max | min | auto (the task's direction for its default monitor; else min for keys ending
             in loss/rmse/mae/_mr, max otherwise).
         patience: stop after this many epochs without improvement of ``monitor``; 0 = never stop early.
+            Judged at evaluations only: with ``eval_every`` > 1 the run stops at the first evaluation at
+            least ``patience`` epochs after the last improvement (or after epoch -1 if none improved).
         also_monitor: a second metric, e.g. "val_loss" with monitor "val_accuracy" (the GAT paper's rule,
             Velickovic et al. 2018): the best weights are kept when both metrics are at least as good as
             their best so far, and patience restarts when either improves; "" = off.

@@ -197,17 +197,20 @@ class Trainer:
                 if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     sched.step(value)
                 bar.set_postfix(loss=f"{rec['loss']:.4f}", **{monitor: f"{value:.4f}"})
+                # Patience is judged only where the metric was looked at: between evaluations nothing can
+                # have improved, so a check there would stop before the evaluation that might restart it.
+                # No improvement yet (last_improved -1, e.g. a NaN metric from the start) counts from -1.
+                last = s.get("last_improved", s["best_epoch"])  # (checkpoints of older versions lack the key)
+                stopped = bool(cfg.patience) and epoch - last >= cfg.patience
             if sched is not None and not isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 sched.step()
             s["history"].append(rec)
             s["epoch"] = epoch + 1
             bar.update(1)
             log.debug("epoch %d %s", epoch, {k: round(v, 5) for k, v in rec.items() if k != "epoch"})
-            last = s.get("last_improved", s["best_epoch"])  # (checkpoints of older versions lack the key)
-            if cfg.patience and last >= 0 and epoch - last >= cfg.patience:
-                stopped = True
-                log.info("early stop at epoch %d: %s best %.4f at epoch %d", epoch, monitor,
-                         s["best_value"], s["best_epoch"])
+            if stopped:
+                log.info("early stop at epoch %d: %s best %s at epoch %d (-1: never improved)", epoch,
+                         monitor, s["best_value"], s["best_epoch"])
                 break
             if self.checkpoint and cfg.checkpoint_every and s["epoch"] % cfg.checkpoint_every == 0:
                 self._save(model, opt, sched, scaler, gen, s)
@@ -236,7 +239,9 @@ class Trainer:
         suggest ``weights_only=False``, so it is replaced by one naming the file and the safe way out.
         """
         try:
-            ck = torch.load(self.checkpoint, map_location=device, weights_only=True)
+            # On the CPU: the RNG states must be CPU tensors (torch.set_rng_state, Generator.set_state); the
+            # weights reach the device through load_state_dict, which copies into the parameters.
+            ck = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001  (UnpicklingError, RuntimeError from the zip reader, OSError)
             raise CheckpointError(
                 f"checkpoint {self.checkpoint}: cannot be loaded safely ({type(e).__name__}); it is corrupt "
@@ -254,7 +259,11 @@ class Trainer:
                                      f"{distributed.world_size()}")
                 rng = rng["per_rank"][distributed.rank()]
             _set_rng_state(rng, gen)
-            return ck["state"]
+            state = ck["state"]
+            for key in ("best_state", "ema"):  # copies of the weights, used beside the (device) parameters
+                if state.get(key) is not None:
+                    state[key] = {k: v.to(device) for k, v in state[key].items()}
+            return state
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
             first = str(e).splitlines()[0] if str(e) else ""
             raise CheckpointError(

@@ -143,6 +143,51 @@ def test_no_early_stopping_with_patience_zero():
     assert out["epochs_run"] == 12 and not out["stopped_early"] and out["best_epoch"] == 0
 
 
+def test_patience_is_judged_at_evaluations_only():
+    """Between evaluations nothing can improve: patience below eval_every must not stop the run before the
+    next evaluation looks (every evaluation here improves), and a patience that is not a multiple of
+    eval_every stops at the first evaluation past it, not in between."""
+    rising = ScriptedTask([0.1 * i for i in range(1, 10)])
+    out, _ = fit(dataclasses.replace(CPU, epochs=30, eval_every=10, patience=5), task=rising)
+    assert [h["epoch"] for h in out["history"] if "val_accuracy" in h] == [9, 19, 29]
+    assert out["epochs_run"] == 30 and not out["stopped_early"] and out["best_epoch"] == 29
+    # best at epoch 3; evaluations at 7 (4 epochs without improvement) and 11 (8 >= 6): stop after 11
+    flat = ScriptedTask([0.5, 0.4, 0.4, 0.4, 0.4, 0.4])
+    out, _ = fit(dataclasses.replace(CPU, epochs=30, eval_every=4, patience=6), task=flat)
+    assert out["stopped_early"] and out["epochs_run"] == 12 and out["best_epoch"] == 3
+    assert "val_accuracy" in out["history"][-1]
+
+
+def test_patience_stops_a_run_that_never_improves():
+    """A monitored metric that is NaN from the start never improves: patience counts from before epoch 0,
+    rather than the run going on to train.epochs."""
+    out, _ = fit(dataclasses.replace(CPU, epochs=12, patience=3), task=ScriptedTask([math.nan] * 13))
+    assert out["stopped_early"] and out["epochs_run"] == 3 and out["best_epoch"] == -1
+
+
+def test_checkpoint_is_read_on_the_cpu_and_weight_copies_go_to_the_device(tmp_path):
+    """RNG states must stay CPU tensors (torch.set_rng_state refuses others), so a checkpoint written on any
+    device is read with map_location="cpu" and only the kept weight copies (best, moving average) move to
+    the training device. No GPU here: the "meta" device stands in for one."""
+    from graphnet import train as T
+
+    cfg = dataclasses.replace(CPU, epochs=4, checkpoint_every=2, ema_decay=0.8)
+    ck = tmp_path / "ck.pt"
+    fit(cfg, checkpoint=ck)
+    seed_everything(0)
+    model, _ = FakeTask().setup(make_graph(), "tiny", {}, 0)
+    opt = T._optimizer(cfg, model)
+    gen = torch.Generator()
+    state = Trainer(cfg, checkpoint=ck, progress=False)._restore(
+        torch.device("meta"), model, opt, T._scheduler(cfg, opt, True),
+        torch.cuda.amp.GradScaler(enabled=False), gen)
+    saved = torch.load(ck, weights_only=True)
+    assert torch.equal(gen.get_state(), saved["rng"]["generator"])
+    assert torch.equal(torch.get_rng_state(), saved["rng"]["torch"])
+    assert {v.device.type for key in ("best_state", "ema") for v in state[key].values()} == {"meta"}
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved["model"].items())
+
+
 def test_min_mode_monitor():
     cfg = dataclasses.replace(CPU, monitor="val_loss")  # auto -> lower is better for *_loss
     out, _ = fit(cfg)
