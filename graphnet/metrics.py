@@ -15,7 +15,9 @@ Conventions used throughout:
     user's full-sort top-K list (training items masked) is relevant, plus each user's number of relevant
     items. Users with no relevant item are left out of the mean. All means are over users, and an
     empty set gives NaN. The top-K lists come from ``topk_indices``: highest score first, equal scores
-    in ascending item order (so a list does not depend on batching or on the top-k kernel).
+    in ascending item order (so, given the scores, a list does not depend on batching or on the top-k
+    kernel; the scores themselves may differ in the last bit between batch shapes of a matmul, which can
+    reorder items whose float scores are exactly tied).
 
 Shapes are stated per function; inputs may live on any device, results are Python floats (or
 tensors where documented).

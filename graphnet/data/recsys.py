@@ -286,6 +286,7 @@ def _lightgcn_file(path: Path, label: str) -> tuple[Tensor, Tensor, int]:
 def load_lightgcn(card: dict, raw_dir: Path, max_users: int = 0, seed: int = 0) -> Any:
     """A dataset in the LightGCN / NGCF format: ``train.txt`` and ``test.txt``, one ``user item item ...``
     line per user, 0-based ids. U and I are max id + 1 over both files (as LightGCN's loader computes them).
+    An item listed twice on a user's line counts once (in ``A`` and in ``edge_splits``).
 
     Args:
         max_users: keep a seeded random subset of this many users (0 = all), for fast tests and CI. Users
@@ -313,7 +314,9 @@ def load_lightgcn(card: dict, raw_dir: Path, max_users: int = 0, seed: int = 0) 
         parts = {s: (new_u[u], new_i[i]) for s, (u, i) in parts.items()}
         U, I = keep.numel(), used.numel()
         meta.update(user_ids=keep, item_ids=used, max_users=max_users, seed=seed)
-    splits = {s: torch.stack([u, i], 1) for s, (u, i) in parts.items()}
+    # A pair listed twice (an item repeated on a user's line) is one interaction: A merges it, and so must
+    # the splits, or a validation hold-out could send one copy to val and keep the other in training.
+    splits = {s: _first_occurrences(torch.stack([u, i], 1), I) for s, (u, i) in parts.items()}
     return _graph(card, splits["train"], splits, U, I, meta)
 
 
@@ -375,8 +378,9 @@ def load_interactions(card: dict, raw_dir: Path, path: str = "interactions.txt",
     Ids are non-negative integers used as they are (``one_based=True``: 1-based ids, shifted down by one).
     ``num_users``/``num_items`` (0 = max id + 1) bound the ids: a larger id is a DataError naming file and
     line. With ratings (3 columns; the first line decides), the ratings go to ``edge_splits["*_rating"]``
-    and a pair listed twice is an error; without, duplicates are merged (in ``A``, and before the random
-    test split, so that no pair is both a training and a test interaction).
+    and a pair listed twice is an error; without, duplicates are merged (in ``A``, in ``edge_splits`` and
+    before the random test split, so that no pair is both a training and a test interaction, and a
+    validation hold-out of the training pairs cannot leave a copy of a held-out pair in training).
 
     Args:
         path: the interactions file (relative to ``raw_dir`` or absolute).
@@ -410,7 +414,8 @@ def load_interactions(card: dict, raw_dir: Path, path: str = "interactions.txt",
     if test_path:
         _check_disjoint(parsed["train"], parsed["test"], I, rated)
         for s, (pairs, r, _, _) in parsed.items():
-            splits[s] = pairs
+            # implicit: merge repeats in the splits as A does (see the random split below for why)
+            splits[s] = pairs if rated else _first_occurrences(pairs, I)
             if rated:
                 splits[f"{s}_rating"] = r
     else:

@@ -22,7 +22,7 @@ import torch
 from dgl.sparse import SparseMatrix
 from torch import Tensor, nn
 
-from graphnet.errors import ConfigError
+from graphnet.errors import ConfigError, GraphError
 from graphnet.graph import Graph
 
 
@@ -164,8 +164,6 @@ def make_encoder(task: str, graph: Graph, name: str, model_kwargs: dict[str, Any
     state is restored afterwards).
     """
     if graph.X is not None and not graph.X.is_floating_point():
-        from graphnet.errors import GraphError
-
         raise GraphError(f"X: expected floating-point features, got {graph.X.dtype} (convert with X.float())")
     registry = model_registry()
     cls = registry.get(name)
@@ -216,16 +214,26 @@ def isin_sorted(x: Tensor, sorted_keys: Tensor) -> Tensor:
     return sorted_keys[i] == x
 
 
+def check_val_frac(frac: Any) -> None:
+    """ConfigError unless ``task.val_frac`` is a fraction in [0, 1) (0: no hold-out)."""
+    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac < 1:
+        raise ConfigError(f"task.val_frac: expected a fraction in [0, 1), got {frac!r}")
+
+
 def holdout_val(graph: Graph, frac: float, seed: int, aligned: tuple[str, ...] = ()) -> Graph:
     """Move a seeded random ``frac`` of edge_splits["train"] (and the ``aligned`` per-pair arrays, e.g.
     "train_rating" -> "val_rating") into a new "val" split. The caller rebuilds A from the remaining
     training pairs, so the held-out pairs never reach message passing. No-op if "val" exists or frac = 0.
+    Training pairs must be unique (GraphError otherwise): a pair listed twice could be split between val
+    and train, so the held-out pair would still be trained on and passed messages along.
     """
-    if frac <= 0 or "val" in graph.edge_splits:
+    check_val_frac(frac)
+    if frac == 0 or "val" in graph.edge_splits:
         return graph
-    if not 0 < frac < 1:
-        raise ConfigError(f"task.val_frac: expected a fraction in [0, 1), got {frac}")
     train = graph.edge_splits["train"]
+    if torch.unique(train, dim=0).shape[0] != train.shape[0]:
+        raise GraphError(f"task.val_frac={frac}: edge_splits['train'] of {graph.name!r} lists a pair more "
+                         "than once; merge repeated pairs before holding out a validation split")
     perm = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(int(seed)))
     k = int(round(frac * train.shape[0]))
     val_idx, train_idx = torch.sort(perm[:k])[0], torch.sort(perm[k:])[0]
@@ -239,7 +247,6 @@ def holdout_val(graph: Graph, frac: float, seed: int, aligned: tuple[str, ...] =
 
 def require_split(task: str, splits: dict[str, Tensor], key: str, what: str) -> Tensor:
     """splits[key] or a GraphError naming the task, the key and the keys present."""
-    from graphnet.errors import GraphError
 
     if key not in splits:
         raise GraphError(f"task {task!r}: expected {what} {key!r}, got keys {sorted(splits)}")

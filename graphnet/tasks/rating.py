@@ -29,6 +29,7 @@ from graphnet.nn.heads import BilinearDecoder
 from graphnet.tasks import (
     NodeEncoder,
     check_batch_size,
+    check_val_frac,
     encoder_names,
     holdout_val,
     make_encoder,
@@ -79,6 +80,7 @@ class RatingPrediction:
             raise ConfigError(f"task.loss: expected 'ce' or 'mse' for task 'rating', got {loss!r}")
         check_batch_size("task.batch_size", batch_size)
         check_batch_size("task.eval_batch_size", eval_batch_size, allow_none=False)
+        check_val_frac(val_frac)
         self.loss_type, self.emb_dim, self.num_basis = loss, emb_dim, num_basis
         self.batch_size, self.eval_batch_size, self.val_frac = batch_size, eval_batch_size, val_frac
         self.monitor = "val_rmse"

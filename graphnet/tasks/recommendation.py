@@ -32,6 +32,7 @@ from graphnet.graph import Graph, adjacency
 from graphnet.tasks import (
     NodeEncoder,
     check_batch_size,
+    check_val_frac,
     encoder_names,
     holdout_val,
     isin_sorted,
@@ -75,6 +76,7 @@ class Recommendation:
                  reg_weight: float = 1e-4, eval_batch_size: int = 1024, val_frac: float = 0.0):
         check_batch_size("task.batch_size", batch_size, allow_none=False)
         check_batch_size("task.eval_batch_size", eval_batch_size, allow_none=False)
+        check_val_frac(val_frac)
         self.ks = [int(k) for k in ks]
         self.val_frac = val_frac
         self.emb_dim, self.batch_size, self.reg_weight = emb_dim, batch_size, reg_weight

@@ -185,6 +185,18 @@ def test_lightgcn_tiny_by_hand(tmp_path):
     check_bipartite(g, 4, 3)
 
 
+def test_lightgcn_repeated_items_count_once_in_the_splits(tmp_path):
+    """An item listed twice on a user's line is one interaction in A and in edge_splits, so a validation
+    hold-out of the training pairs cannot send one copy to val and keep the other in training."""
+    (tmp_path / "train.txt").write_text("0 1 2 1\n1 0 0\n")
+    (tmp_path / "test.txt").write_text("0 0 0\n1 2\n")
+    g = recsys.load_lightgcn({"name": "tiny"}, tmp_path)
+    assert g.edge_splits["train"].tolist() == [[0, 1], [0, 2], [1, 0]]  # first occurrences, file order
+    assert g.edge_splits["test"].tolist() == [[0, 0], [1, 2]]
+    assert g.A.nnz == 2 * 3 and g.meta["num_interactions"] == 5
+    check_bipartite(g, 2, 3)
+
+
 def test_lightgcn_subset_is_seeded(tmp_path):
     (tmp_path / "train.txt").write_text("".join(f"{u} {u % 7} {(u + 3) % 7}\n" for u in range(20)))
     (tmp_path / "test.txt").write_text("".join(f"{u} {(u + 1) % 7}\n" for u in range(20)))
@@ -260,6 +272,14 @@ def test_interactions_implicit_duplicates_merged(tmp_path):
                                  test_fraction=0.0)
     assert g.edge_splits["train"].tolist() == [[0, 0], [1, 2]]  # the duplicate line is merged
     assert g.A.nnz == 4 and g.meta["implicit"]  # both directions of the two pairs
+
+
+def test_interactions_test_file_implicit_duplicates_merged_in_the_splits(tmp_path):
+    (tmp_path / "train.txt").write_text("0 0\n0 2\n0 0\n1 1\n")
+    (tmp_path / "test.txt").write_text("1 2\n1 2\n")
+    g = recsys.load_interactions({"name": "m"}, tmp_path, path="train.txt", test_path="test.txt")
+    assert g.edge_splits["train"].tolist() == [[0, 0], [0, 2], [1, 1]]
+    assert g.edge_splits["test"].tolist() == [[1, 2]] and g.A.nnz == 6
 
 
 def test_interactions_implicit_duplicates_never_straddle_the_split(tmp_path):

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from graphnet import metrics
+from graphnet.errors import ConfigError, GraphError
 from graphnet.graph import Graph
 from graphnet.tasks.recommendation import Recommendation
 
@@ -123,6 +124,20 @@ def test_val_frac_holds_out_training_interactions_without_leaking():
     assert set(task.evaluate(model, g, "val")) == {"recall@5", "ndcg@5", "precision@5", "hit_rate@5"}
     _, g2 = Recommendation(val_frac=0.2).setup(graph, "mf", {}, seed=3)
     assert torch.equal(g2.edge_splits["val"], va)  # seeded
+
+
+def test_val_frac_refuses_repeated_training_pairs_and_negative_fractions():
+    """A pair listed twice in edge_splits["train"] could be split between val and train (trained on and in
+    A while held out); the loaders merge repeats, and the hold-out refuses a graph built without that."""
+    graph = random_interactions()
+    tr = graph.edge_splits["train"]
+    twice = graph.replace(edge_splits={**graph.edge_splits, "train": torch.cat([tr, tr[:1]])})
+    with pytest.raises(GraphError, match="lists a pair more than once"):
+        Recommendation(val_frac=0.2).setup(twice, "mf", {}, seed=0)
+    Recommendation(val_frac=0.0).setup(twice, "mf", {}, seed=0)  # no hold-out: nothing to straddle
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ConfigError, match="val_frac"):
+            Recommendation(val_frac=bad)
 
 
 def _integer_mf(graph: Graph, ks: list[int], eval_batch_size: int, seed: int = 0):
