@@ -31,9 +31,13 @@ _REQUIRED = ("name", "loader", "description", "citation", "license", "homepage")
 
 
 def catalog_dir() -> Any:
-    """``<repo>/datasets`` in a source checkout, else the installed ``graphnet.catalog`` package data."""
-    local = Path(__file__).resolve().parents[2] / "datasets"
-    if local.is_dir():
+    """``<repo>/datasets`` in a source checkout, else the installed ``graphnet.catalog`` package data.
+
+    Installed, ``parents[2]`` is site-packages, whose ``datasets`` folder may be another package (Hugging
+    Face's): only a folder next to graphnet's own pyproject.toml counts as the checkout's catalog."""
+    root = Path(__file__).resolve().parents[2]
+    local = root / "datasets"
+    if local.is_dir() and (root / "pyproject.toml").is_file() and (root / "graphnet" / "data").is_dir():
         return local
     return importlib.resources.files("graphnet.catalog")
 
@@ -76,7 +80,7 @@ def validate_card(card: dict[str, Any], where: str = "card") -> None:
         for key in ("name", "url", "sha256"):
             if not isinstance(f.get(key), str) or not f[key]:
                 raise DataError(f"{where}: files[{i}].{key} must be a non-empty string, got {f.get(key)!r}")
-        if len(f["sha256"]) != 64 or any(c not in "0123456789abcdef" for c in f["sha256"]):
+        if not _is_sha256(f["sha256"]):
             raise DataError(
                 f"{where}: files[{i}].sha256 must be 64 lowercase hex digits, got {f['sha256']!r}"
             )
@@ -89,8 +93,11 @@ def validate_card(card: dict[str, Any], where: str = "card") -> None:
         if f.get("extract", False) and not members:
             raise DataError(f"{where}: files[{i}] ({f['name']}) has extract = true but no [files.members]")
         for m, h in members.items():
-            if not isinstance(h, str) or len(h) != 64:
-                raise DataError(f"{where}: files[{i}].members[{m!r}] must be a sha256 hex string, got {h!r}")
+            if not _is_sha256(h):
+                raise DataError(
+                    f"{where}: files[{i}] ({f['name']}): member {m!r} sha256 must be 64 lowercase hex "
+                    f"digits, got {h!r}"
+                )
     unpinned = card.get("unpinned", [])
     if not isinstance(unpinned, list):
         raise DataError(f"{where}: 'unpinned' must be an array of tables ([[unpinned]])")
@@ -107,6 +114,10 @@ def validate_card(card: dict[str, Any], where: str = "card") -> None:
     for key in ("stats", "options"):
         if not isinstance(card.get(key, {}), dict):
             raise DataError(f"{where}: [{key}] must be a table")
+
+
+def _is_sha256(h: Any) -> bool:
+    return isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h)
 
 
 def _check_relpath(rel: str, where: str) -> None:

@@ -12,22 +12,30 @@ every file the card lists. For each ``[[files]]`` entry, in order:
 
 Files the catalog has no trusted sha256 for are listed under ``[[unpinned]]``: they come from the raw
 directory or the mirror, and are downloaded only when ``$GRAPHNET_ALLOW_UNPINNED=1``; the sha256 they have
-on first use is pinned next to them (``raw/.<file>.sha256``) and checked from then on.
+on first use is pinned next to them (``raw/.<file>.sha256``) and checked from then on. A copy that differs
+from its pin is kept until a mirror copy or an allowed download has replaced it; if neither is available,
+fetch raises ChecksumError and leaves both the copy and the pin as they are.
 
 Every copy goes to a temporary file in the destination directory, is fsync'ed, checked, then renamed over
 the destination (``os.replace``), so a killed process never leaves a partial file under a real name; stale
-temporaries of dead processes are removed on the next call. Archives (zip, tar.*) are never extracted
-wholesale: only the members the card lists are read, only if they are regular files, and they land at
-``raw/<member>`` (member names are validated: relative, no ``..``), so traversal and links cannot escape.
+temporaries of dead processes are removed on the next call. Files are created with mode 0666 minus the
+umask (a shared ``$GRAPHNET_DATA`` stays readable by other users). A downloaded archive is written under a
+name of its own process (``raw/.<archive>.<pid>.archive.part``), extracted from there and deleted, so
+concurrent fetches of one dataset never read or delete each other's copy. Archives (zip, tar.*) are never
+extracted wholesale: only the members the card lists are read, only if they are regular files, and they
+land at ``raw/<member>`` (member names are validated: relative, no ``..``), so traversal and links cannot
+escape.
 
-The processed cache (``$GRAPHNET_DATA/<name>/processed/``) holds plain tensors written with torch.save
-and read back with ``weights_only=True``; see ``load_processed`` / ``save_processed``.
+The processed cache (``$GRAPHNET_DATA/<name>/processed/``) holds plain tensors written with torch.save,
+with the sha256 of each file's bytes next to it (``processed/.<key>.pt.sha256``); a file is read back with
+``weights_only=True`` only if its bytes match; see ``load_processed`` / ``save_processed``.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import logging
 import os
@@ -42,7 +50,7 @@ from typing import IO, Any
 from urllib.request import Request, urlopen
 
 from graphnet.errors import ChecksumError, DataError
-from graphnet.io import atomic_write_text
+from graphnet.io import _UMASK, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +128,15 @@ def _write_atomic(
 ) -> None:
     """Stream ``src`` into ``dest`` via a same-directory temp file; rename only if sha256 == expected.
 
-    Raises ChecksumError (``what`` names dataset and file) on mismatch; the temp file never survives.
+    ``dest`` gets mode 0666 minus the umask (mkstemp's 0600 would hide it from other users). Raises
+    ChecksumError (``what`` names dataset and file) on mismatch; the temp file never survives.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.{os.getpid()}.", suffix=".part")
     h, n = hashlib.sha256(), 0
     bar = None
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         if progress:
             from tqdm import tqdm
 
@@ -405,8 +415,11 @@ def _fetch_entry(card: dict, entry: dict, raw: Path, mdir: Path | None) -> None:
             f"{missing_msg}; downloads are disabled (GRAPHNET_OFFLINE=1). "
             f"{_manual_fix(card, entry, raw, mdir)}"
         )
+    # An archive gets a name of this process's own: a concurrent fetch of the same dataset would otherwise
+    # replace or delete it between our download and our extraction.
+    target = dest.parent / f".{dest.name}.{os.getpid()}.archive.part" if members else dest
     try:
-        _download(card, entry, dest)
+        _download(card, entry, target)
     except ChecksumError as e:
         raise ChecksumError(
             f"{e}. The file at {entry['url']} differs from the catalog's. "
@@ -417,8 +430,10 @@ def _fetch_entry(card: dict, entry: dict, raw: Path, mdir: Path | None) -> None:
             f"{missing_msg}; {str(e).removeprefix(what + ': ')}. {_manual_fix(card, entry, raw, mdir)}"
         ) from None
     if members:
-        _extract_members(card, entry, dest, raw, missing)
-        dest.unlink()  # the members are what loaders read; the archive can be fetched again
+        try:
+            _extract_members(card, entry, target, raw, missing)
+        finally:
+            target.unlink(missing_ok=True)  # loaders read the members; the archive can be fetched again
 
 
 def _pin_path(path: Path) -> Path:
@@ -428,11 +443,14 @@ def _pin_path(path: Path) -> Path:
 def _fetch_unpinned(card: dict, entry: dict, raw: Path, mdir: Path | None) -> None:
     """A file the catalog has no trusted sha256 for (card ``[[unpinned]]``): raw dir, else mirror copy, else
     (only with ``GRAPHNET_ALLOW_UNPINNED=1``) download. Its sha256 is pinned on first sight
-    (``raw/.<file>.sha256``), so later corruption or substitution is still detected."""
+    (``raw/.<file>.sha256``), so later corruption or substitution is still detected: a copy that differs
+    from its pin is replaced (atomically, then re-pinned) from the mirror or a download, and when neither is
+    available it is kept as it is and a ChecksumError says how to resolve it."""
     name, rel = card["name"], entry["name"]
     _safe_relpath(name, rel)
     dest, what = raw / rel, f"dataset {name!r}: file {rel}"
     pin = _pin_path(dest)
+    changed = None  # set when the local copy differs from its pin: what the error says if it stays
     if dest.is_file():
         actual = sha256_file(dest)
         expected = _read_pin(pin)
@@ -442,11 +460,12 @@ def _fetch_unpinned(card: dict, entry: dict, raw: Path, mdir: Path | None) -> No
             return
         if actual == expected:
             return
-        log.warning(
-            "%s: sha256 %s differs from the pinned %s; deleting it and fetching again", what, actual, expected
+        log.warning("%s: sha256 %s differs from the pinned %s; looking for a replacement", what, actual,
+                    expected)
+        changed = (
+            f"{what}: {dest} has sha256 {actual}, but {pin} pins {expected}; it was left as it is because "
+            f"no replacement could be obtained"
         )
-        dest.unlink()
-        pin.unlink()
     mirror_file = mdir / rel if mdir is not None else None
     fix = (
         f"The catalog has no trusted sha256 for it, so graphnet does not download it by default: get it from "
@@ -462,13 +481,33 @@ def _fetch_unpinned(card: dict, entry: dict, raw: Path, mdir: Path | None) -> No
         os.environ.get("GRAPHNET_ALLOW_UNPINNED", "").strip().lower() in ("1", "true", "yes")
         and not _offline()
     ):
-        _download(card, {**entry, "sha256": None}, dest)
+        try:
+            _download(card, {**entry, "sha256": None}, dest)
+        except DataError as e:
+            if changed is None:
+                raise
+            raise ChecksumError(f"{changed} ({e}). {_unpinned_way_out(entry, dest, pin, mdir)}") from None
         actual = sha256_file(dest)
     else:
         where = f"not in the mirror ({mirror_file}); " if mirror_file is not None else "no mirror is set; "
+        if changed is not None:
+            raise ChecksumError(
+                f"{changed} ({where}downloads of unpinned files are "
+                f"{'disabled (GRAPHNET_OFFLINE=1)' if _offline() else 'off (GRAPHNET_ALLOW_UNPINNED)'}). "
+                f"{_unpinned_way_out(entry, dest, pin, mdir)}"
+            )
         raise DataError(f"{what} is missing: not in {raw}; {where}{fix}")
     atomic_write_text(pin, actual + "\n")
     log.warning("%s has no sha256 in the catalog; pinned %s", what, actual)
+
+
+def _unpinned_way_out(entry: dict, dest: Path, pin: Path, mdir: Path | None) -> str:
+    mirror = f"{mdir}/" if mdir is not None else "$GRAPHNET_MIRROR/<dataset>/"
+    return (
+        f"Either supply the original: put it back at {dest} (or in {mirror}; it came from {entry['url']}); "
+        f"or, if the new copy is the one you want, delete {pin} to accept it (its sha256 is pinned on the "
+        f"next run)."
+    )
 
 
 def _read_pin(pin: Path) -> str | None:
@@ -546,14 +585,36 @@ def unpinned_pins(card: dict, names: Iterable[str],
 
 
 def load_processed(card: dict, key: str, root: str | os.PathLike | None = None) -> Any | None:
-    """The object saved under ``key``, or None if absent or unreadable (then it is rebuilt)."""
+    """The object saved under ``key``, or None (then it is rebuilt) if absent, unreadable, or its bytes do not
+    match the sha256 ``save_processed`` recorded (a missing record included). The file is read once and the
+    bytes that were checked are the bytes that are loaded."""
     import torch
 
     path = processed_dir(card, root) / f"{key}.pt"
     if not path.is_file():
         return None
+    expected = _read_pin(_pin_path(path))
+    if expected is None:  # written by older code, or the write of the hash was cut off
+        log.warning("dataset %r: processed cache %s has no recorded sha256; ignoring it (it is rebuilt)",
+                    card["name"], path)
+        return None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        blob = path.read_bytes()
+    except OSError as e:
+        log.warning("dataset %r: ignoring unreadable processed cache %s (%s)", card["name"], path, e)
+        return None
+    actual = hashlib.sha256(blob).hexdigest()
+    if actual != expected:
+        log.warning(
+            "dataset %r: processed cache %s has sha256 %s, recorded %s; ignoring it (it is rebuilt)",
+            card["name"],
+            path,
+            actual,
+            expected,
+        )
+        return None
+    try:
+        obj = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, tampered or from another layout: rebuild rather than fail
         log.warning("dataset %r: ignoring unreadable processed cache %s (%s)", card["name"], path, e)
         return None
@@ -563,25 +624,25 @@ def load_processed(card: dict, key: str, root: str | os.PathLike | None = None) 
 
 
 def save_processed(card: dict, key: str, data: Any, root: str | os.PathLike | None = None) -> Path | None:
-    """torch.save ``{"key", "data"}`` atomically; ``data`` must be plain tensors/containers/scalars."""
+    """torch.save ``{"key", "data"}`` to ``processed/<key>.pt`` atomically, then record the sha256 of those
+    bytes in ``processed/.<key>.pt.sha256`` (also atomically); ``data`` must be plain
+    tensors/containers/scalars. Returns the path, or None if it could not be written."""
     import torch
 
     d = processed_dir(card, root)
-    d.mkdir(parents=True, exist_ok=True)
-    _remove_stale_parts(d)
     path = d / f"{key}.pt"
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{path.name}.{os.getpid()}.", suffix=".part")
+    buf = io.BytesIO()
+    torch.save({"key": key, "data": data}, buf)
+    digest = hashlib.sha256(buf.getvalue()).hexdigest()
+    buf.seek(0)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"key": key, "data": data}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
+        d.mkdir(parents=True, exist_ok=True)
+        _remove_stale_parts(d)
+        _write_atomic(buf, path, digest, f"dataset {card['name']!r}: processed cache {path.name}")
+        # A crash between the two writes leaves a file whose hash does not match: it is rebuilt, never used.
+        atomic_write_text(_pin_path(path), digest + "\n")
+    except (OSError, DataError) as e:
         # A cache that cannot be written only costs time; never fail a load for it.
         log.warning("dataset %r: could not write processed cache %s (%s)", card["name"], path, e)
         return None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -32,6 +32,25 @@ def test_catalog_dir_is_the_checkout_datasets_folder():
     assert Path(catalog.CATALOG_DIR) == REPO / "datasets"
 
 
+def test_installed_catalog_is_the_package_data_not_another_datasets_package(tmp_path):
+    """Installed, catalog.py sits in site-packages/graphnet/data: the folder two levels up is site-packages,
+    whose ``datasets`` may be Hugging Face's package. The wheel's graphnet.catalog must win."""
+    import shutil
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "graphnet", site / "graphnet", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "datasets", site / "graphnet" / "catalog")
+    (site / "datasets").mkdir()
+    (site / "datasets" / "__init__.py").write_text("# stand-in for another package named datasets\n")
+    code = "from graphnet.data import catalog; print(catalog.CATALOG_DIR); print(len(catalog.list_cards()))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert str(site / "graphnet" / "catalog") in out[0]  # (a MultiplexedPath: datasets/ has no __init__)
+    assert int(out[1]) == len(catalog.list_cards()) > 0
+
+
 def test_every_issue_name_has_a_card_and_names_match_files():
     assert data.list_datasets() == sorted(ISSUE_NAMES)
 
@@ -178,6 +197,24 @@ def _card(**over):
             "without '..'",
         ),
         ({"files": [{"name": "a", "url": "https://u", "sha256": "a" * 64}] * 2}, "listed twice"),
+        # member hashes get the same check as files[].sha256, not only a length check
+        *[
+            (
+                {
+                    "files": [
+                        {
+                            "name": "a.zip",
+                            "url": "https://u",
+                            "sha256": "a" * 64,
+                            "extract": True,
+                            "members": {"m.txt": h},
+                        }
+                    ]
+                },
+                r"test card: files\[0\] \(a.zip\): member 'm.txt' sha256 must be 64 lowercase hex digits",
+            )
+            for h in ("B" * 64, "g" * 64, "b" * 63, 1)
+        ],
         ({"unpinned": [{"name": "a", "url": "https://u"}]}, "listed twice"),
         ({"stats": [1]}, r"\[stats\] must be a table"),
     ],

@@ -352,6 +352,31 @@ def test_downloaded_archive_extracted_then_removed(tmp_path, monkeypatch):
     assert leftovers(raw) == ["test.txt", "train.txt"]
 
 
+def test_archive_is_downloaded_under_a_name_of_its_own(tmp_path, monkeypatch):
+    """Two processes fetching one archive used to share raw/<archive>: the first to finish extracting deleted
+    it and the other failed (FileNotFoundError). Here the 'other process' deletes the shared name between
+    the download and the extraction; each process must download to, extract from and delete its own copy,
+    and a dead process's copy is removed by the next fetch."""
+    data = make_tar(MEMBERS, dot=False)
+    raw = tmp_path / "r" / "toy" / "raw"
+    raw.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (raw / f".toy.tar.gz.{dead.pid}.archive.part").write_bytes(b"left by a killed process")
+    monkeypatch.setattr(F, "urlopen", lambda req, timeout: FakeResponse(data, chunk=4096))
+    extract, seen = F._extract_members, []
+
+    def other_process_done(card, entry, archive, raw_, members):
+        seen.append(archive.name)
+        (raw_ / "toy.tar.gz").unlink(missing_ok=True)  # the other process extracted and deleted its copy
+        return extract(card, entry, archive, raw_, members)
+
+    monkeypatch.setattr(F, "_extract_members", other_process_done)
+    assert F.fetch(archive_card("tar.gz", data), root=tmp_path / "r") == raw
+    assert seen == [f".toy.tar.gz.{os.getpid()}.archive.part"]
+    assert leftovers(raw) == ["test.txt", "train.txt"]
+
+
 def test_archive_member_tampered_inside_valid_archive_hash(tmp_path):
     data = make_zip({**MEMBERS, "train.txt": b"evil\n"})
     card = archive_card("zip", data)
@@ -419,6 +444,36 @@ def test_unpinned_file_from_mirror_is_pinned_then_checked(tmp_path, monkeypatch)
     assert (raw / "u.csv").read_bytes() == A_BYTES
 
 
+def test_unpinned_file_differing_from_its_pin_is_kept_when_it_cannot_be_replaced(tmp_path, monkeypatch):
+    """Without a mirror copy or an allowed download, a copy that differs from its pin is neither deleted
+    nor reported as missing: a ChecksumError names both hashes, the pin file and the two ways out."""
+    raw = tmp_path / "r" / "toy" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "u.csv").write_bytes(A_BYTES)
+    F.fetch(unpinned_card(), root=tmp_path / "r")  # pins A_BYTES
+    (raw / "u.csv").write_bytes(B_BYTES)
+    pin = raw / ".u.csv.sha256"
+
+    def down(req, timeout):
+        import urllib.error
+
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(F, "urlopen", down)
+    for allow in ("", "1"):  # downloads not allowed; allowed but the network is down
+        monkeypatch.setenv("GRAPHNET_ALLOW_UNPINNED", allow)
+        with pytest.raises(ChecksumError) as e:
+            F.fetch(unpinned_card(), root=tmp_path / "r")
+        msg = str(e.value)
+        for part in ("u.csv", sha(A_BYTES), sha(B_BYTES), str(pin), "supply the original", f"delete {pin}"):
+            assert part in msg, (part, msg)
+        assert (raw / "u.csv").read_bytes() == B_BYTES and pin.read_text().strip() == sha(A_BYTES)
+    # the second way out: deleting the pin accepts the new copy
+    pin.unlink()
+    F.fetch(unpinned_card(), root=tmp_path / "r")
+    assert pin.read_text().strip() == sha(B_BYTES) and (raw / "u.csv").read_bytes() == B_BYTES
+
+
 def test_cut_off_pin_is_repinned_not_taken_as_corruption(tmp_path, monkeypatch):
     """An empty or truncated .sha256 (a crash mid-write) must not get the good file deleted: offline and
     without GRAPHNET_ALLOW_UNPINNED it could not be fetched again."""
@@ -461,7 +516,7 @@ def test_processed_cache_roundtrip_and_invalid_cache(tmp_path):
     path = F.save_processed(card, key, data, root=tmp_path)
     got = F.load_processed(card, key, root=tmp_path)
     assert torch.equal(got["x"], data["x"]) and got["meta"] == data["meta"]
-    assert leftovers(tmp_path / "toy" / "processed") == [path.name]
+    assert leftovers(tmp_path / "toy" / "processed") == [f".{path.name}.sha256", path.name]
     path.write_bytes(path.read_bytes()[:50])  # truncated -> rebuilt, not an exception
     assert F.load_processed(card, key, root=tmp_path) is None
 
@@ -482,6 +537,47 @@ def test_processed_cache_never_executes_pickled_code(tmp_path):
     marker = tmp_path / "pwned"
     d = tmp_path / "toy" / "processed"
     d.mkdir(parents=True)
-    (d / f"{key}.pt").write_bytes(pickle.dumps({"key": key, "data": _Evil(str(marker))}))
+    blob = pickle.dumps({"key": key, "data": _Evil(str(marker))})
+    (d / f"{key}.pt").write_bytes(blob)
+    (d / f".{key}.pt.sha256").write_text(sha(blob) + "\n")  # a matching hash does not make it trusted code
     assert F.load_processed(card, key, root=tmp_path) is None
     assert not marker.exists()
+
+
+def test_processed_cache_bit_flip_is_detected_and_rebuilt(tmp_path, caplog):
+    import torch
+
+    card, x = {"name": "toy"}, torch.arange(1000, 1100)
+    key = F.cache_key(card, {})
+    path = F.save_processed(card, key, {"x": x}, root=tmp_path)
+    sidecar = path.parent / f".{path.name}.sha256"
+    assert sidecar.read_text().strip() == sha(path.read_bytes())
+    blob = bytearray(path.read_bytes())
+    i = blob.find(x.numpy().tobytes())
+    assert i > 0
+    blob[i] ^= 0x01  # 1000 -> 1001: still a valid torch file
+    path.write_bytes(bytes(blob))
+    assert torch.load(path, weights_only=True)["data"]["x"][0] == 1001
+    assert F.load_processed(card, key, root=tmp_path) is None
+    assert "sha256" in caplog.text and str(path) in caplog.text
+    # a cache without a sidecar (written by older code) is rebuilt too
+    F.save_processed(card, key, {"x": x}, root=tmp_path)
+    assert torch.equal(F.load_processed(card, key, root=tmp_path)["x"], x)
+    sidecar.unlink()
+    assert F.load_processed(card, key, root=tmp_path) is None
+
+
+def test_written_files_get_the_umask_permissions_not_0600(tmp_path):
+    """mkstemp creates 0600 files; a GRAPHNET_DATA shared between users needs 0666 minus the umask."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    want = 0o666 & ~umask
+    data = make_zip(MEMBERS)
+    card = archive_card("zip", data)
+    card["files"] += plain_card()["files"]
+    m = make_mirror(tmp_path, files={"toy.zip": data, "a.csv": A_BYTES, "b.bin": B_BYTES})
+    raw = F.fetch(card, root=tmp_path / "r", mirror=m)
+    path = F.save_processed(card, "k", {"n": 1}, root=tmp_path / "r")
+    written = [raw / "a.csv", raw / "train.txt", path, path.parent / f".{path.name}.sha256"]
+    modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in written}
+    assert modes == {p.name: oct(want) for p in written}

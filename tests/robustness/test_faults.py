@@ -142,7 +142,10 @@ import io, os, sys, time
 import torch
 flag, real_save, seen = sys.argv[1], torch.save, []
 def save(obj, f, *args, **kwargs):
-    path = os.readlink(f"/proc/self/fd/{f.fileno()}") if hasattr(f, "fileno") else ""
+    try:  # (the processed cache is saved to a BytesIO first: no file descriptor)
+        path = os.readlink(f"/proc/self/fd/{f.fileno()}")
+    except (AttributeError, OSError):  # io.UnsupportedOperation is an OSError
+        path = ""
     if ".checkpoint.pt." in path:
         seen.append(path)
         if len(seen) == 2:  # the second checkpoint: write half of it, announce, wait for SIGKILL
