@@ -254,7 +254,11 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 def cmd_data_info(args: argparse.Namespace) -> int:
     from graphnet import data
 
-    stats = data.info(args.name, **_parse_options(args.overrides))
+    options = _parse_options(args.overrides)
+    # Only the card's [options] (DataError naming the valid ones otherwise): a key such as name, root or
+    # mirror would reach load()'s own parameters.
+    data.resolve_options(data.load_card(args.name), options)
+    stats = data.info(args.name, **options)
     if args.json:
         print(json.dumps(stats, indent=2, sort_keys=True))
     else:

@@ -3,7 +3,7 @@
 A config file has four sections and three top-level keys; every key but the three names has a default::
 
     name = "cora_gcn"        # default: the file's stem
-    seed = 0                 # seed of the first run; run k uses seed + k
+    seed = 0                 # seed of the first run; run k uses seed + k (all in [0, 2**31 - 1])
     seeds = 1                # number of seeds (CLI: --seeds N)
     [data]   name = "cora"   # + loader options (datasets/<name>.toml [options])
     [model]  name = "gcn"    # + keyword arguments of the model's constructor (graphnet.nn.MODELS)
@@ -15,7 +15,8 @@ A config file has four sections and three top-level keys; every key but the thre
 literals, else taken as strings) to the raw TOML *before* validation, so an override is checked exactly
 like a key in the file. An unknown key or a value of the wrong type raises ConfigError naming the key
 and listing the valid ones. Model and task keyword arguments are checked against the constructor's
-signature; data options against the dataset card.
+signature; data options against the dataset card. A key is either set (file or --set) or swept: one
+in both raises ConfigError (change the swept values with ``--set 'sweep.train.lr=[0.1, 0.2]'``).
 
 This module imports neither torch nor dgl at import time (``graphnet list`` reads MODEL_DEFAULTS).
 """
@@ -218,10 +219,16 @@ class ExperimentConfig:
         raw = copy.deepcopy(self.sweep_base)
         raw["seed"], raw["seeds"] = self.seed, self.seeds
         raw["train"] = {**raw.get("train", {}), "device": self.train.device}
+        if "seed" in self.sweep:  # set by each point; from_dict refuses a key both set and swept
+            del raw["seed"]
+        if "train.device" in self.sweep:
+            del raw["train"]["device"]
         return raw
 
 
 _TOP = ("name", "seed", "seeds", "data", "model", "task", "train", "sweep")
+_NAMES = ("data.name", "model.name", "task.name")
+MAX_SEED = 2**31 - 1  # the largest seed seed_everything accepts: dgl.seed(s) needs a C int
 
 
 # --------------------------------------------------------------------------------------- loading
@@ -237,8 +244,19 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     raw = apply_overrides(raw, overrides)
+    swept = flatten(raw["sweep"]) if isinstance(raw.get("sweep"), dict) else {}
+    for item in overrides:  # also --set model.name=... (from_dict lets a file name a swept section name)
+        key = item.partition("=")[0].strip()
+        if key in swept:
+            raise _swept_and_set(key, str(path))
     raw.setdefault("name", path.stem)
     return from_dict(raw, source=str(path))
+
+
+def _swept_and_set(key: str, source: str) -> ConfigError:
+    return ConfigError(f"{source}: key {key!r} is both set (in the file or by --set) and swept in [sweep], "
+                       f"whose values would replace it; remove one, or change the swept values with "
+                       f"--set 'sweep.{key}=[...]'")
 
 
 def parse_value(text: str) -> Any:
@@ -282,6 +300,7 @@ def from_dict(raw: Mapping[str, Any], source: str = "config") -> ExperimentConfi
         top[key] = value
     if top["seeds"] < 1:
         raise ConfigError(f"{source}: key 'seeds' must be >= 1, got {top['seeds']}")
+    check_seed_range(top["seed"], top["seeds"], source)
 
     data = _section(raw, "data", source, sorted(_dataset_names()))
     model = _section(raw, "model", source, sorted(MODEL_DEFAULTS))
@@ -322,9 +341,22 @@ def from_dict(raw: Mapping[str, Any], source: str = "config") -> ExperimentConfi
         if key.split(".")[0] not in ("data", "model", "task", "train", "seed"):
             raise ConfigError(f"{source}: [sweep] key {key!r} must start with data., model., task. or "
                               f"train. (or be 'seed')")
+    # A swept key set in the file or by --set would be replaced by the sweep's values without a word.
+    # The three section names are exempt: the config must name them, and a sweep may run several.
+    written = flatten({k: v for k, v in raw.items() if k != "sweep"})
+    for key in sorted(set(sweep) - set(_NAMES)):
+        if any(w == key or w.startswith(key + ".") for w in written):
+            raise _swept_and_set(key, source)
     if sweep:
         expand_sweep(cfg, source)  # validates every grid point now, not halfway through a sweep
     return cfg
+
+
+def check_seed_range(seed: int, seeds: int, source: str = "config") -> None:
+    """The seeds run, seed .. seed + seeds - 1, must all lie in [0, MAX_SEED]; ConfigError otherwise."""
+    if seed < 0 or seed + seeds - 1 > MAX_SEED:
+        raise ConfigError(f"{source}: key 'seed' must be >= 0 with seed + seeds - 1 <= {MAX_SEED} (dgl.seed "
+                          f"takes a 32-bit int), got seed = {seed}, seeds = {seeds}")
 
 
 def expand_sweep(cfg: ExperimentConfig,

@@ -41,7 +41,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from graphnet.errors import ConfigError
+from graphnet.errors import ConfigError, GraphnetError
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -353,9 +353,13 @@ def _worker(
         # Plain pickle copies tensor data; torch's queue pickler would pass shared-memory handles that
         # die with this process.
         queue.put(("ok", local, time.time(), pickle.dumps(result if local == 0 else None)))
-    except BaseException:
+    except BaseException as e:
         # No cleanup here: the peers may be stuck in a collective; launch kills them.
-        queue.put(("error", local, time.time(), traceback.format_exc()))
+        try:  # the exception itself, so launch can re-raise a GraphnetError as it is
+            pickled = pickle.dumps(e)
+        except Exception:
+            pickled = None
+        queue.put(("error", local, time.time(), (traceback.format_exc(), pickled)))
         raise
     cleanup()
 
@@ -367,10 +371,11 @@ def launch(
 
     Each process gets the torchrun environment (a free MASTER_PORT on 127.0.0.1) and has ``init()``
     called before ``fn``. ``fn`` must be picklable (a module-level function) and so must its arguments
-    and rank 0's return value. If a process raises, the others are terminated and the error is
-    re-raised here as RuntimeError carrying the traceback of the process that failed first. After
-    ``timeout_s`` seconds all processes are killed and TimeoutError is raised, so a hung collective
-    cannot block the caller.
+    and rank 0's return value. If a process raises, the others are terminated and the error of the
+    process that failed first is re-raised here: a GraphnetError unchanged (so the CLI reports it as with
+    one process; a note carries the child's traceback), any other error as RuntimeError carrying the
+    traceback. After ``timeout_s`` seconds all processes are killed and TimeoutError is raised, so a hung
+    collective cannot block the caller.
     """
     import torch.multiprocessing as mp
     from torch.multiprocessing.spawn import ProcessException
@@ -402,7 +407,14 @@ def launch(
                 errors = sorted((m for m in messages if m[0] == "error"), key=lambda m: m[2])
                 if not errors:
                     raise
-                _, local, _, tb = errors[0]
+                _, local, _, (tb, pickled) = errors[0]
+                try:
+                    error = pickle.loads(pickled) if pickled is not None else None
+                except Exception:  # e.g. an exception whose __init__ takes other arguments than its args
+                    error = None
+                if isinstance(error, GraphnetError):  # a user mistake: the same one line as with one process
+                    error.add_note(f"raised in process {local} of {nproc}:\n{tb}")
+                    raise error from None
                 raise RuntimeError(f"launch: process {local} of {nproc} failed first:\n{tb}") from e
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"launch: {nproc} processes still running after {timeout_s} s; killed")

@@ -4,18 +4,21 @@ Layout of one run (``run(cfg)``; every file written atomically, the directory cr
 ``mkdir(exist_ok=False)`` so concurrent runs never share one)::
 
     <out>/<name>/<run-id>/          run-id = UTC start time + 8 random hex digits
-        config.toml                 the resolved config (every default filled in); --resume reads it
+        config.toml                 the validated config; --resume reads it. [train] has every key
+                                    (TrainConfig < MODEL_DEFAULTS[model] < file and --set < --device);
+                                    [data], [model], [task] hold only the keys given (their defaults,
+                                    the card's [options] and the constructors', are not written)
         seed-<s>/results.json       one per seed s = seed, seed+1, ...: metrics at the best epoch,
-                                    history, timings, versions, git commit, device, resolved config
+                                    history, timings, versions, git commit, device, config.toml's config
         seed-<s>/checkpoint.pt      while training (deleted once results.json exists)
         summary.json                per metric: mean, unbiased std (null for one seed), values, n
         results.md, results.csv     the same as a table
         curves.png                  training loss and monitored metric per epoch, one line per seed
         .lock                       flock held by the process running it (a second --resume is refused)
 
-A config with a [sweep] gets one parent directory holding its config.toml (with the [sweep]), one
-``point-<i>/`` per grid point laid out as above, and summary.json/results.md/results.csv with one row per
-point (mean ± std of every metric).
+A config with a [sweep] gets one parent directory holding its config.toml (the config as written plus
+seed, seeds, train.device, and the [sweep]), one ``point-<i>/`` per grid point laid out as above, and
+summary.json/results.md/results.csv with one row per point (mean ± std of every metric).
 
 Data-parallel runs (``graphnet run --nproc N`` -> ``run_distributed``, or ``torchrun -m graphnet run``):
 every process executes ``run`` with the same config; rank 0 creates the run directory and broadcasts its
@@ -38,13 +41,22 @@ from pathlib import Path
 from typing import Any
 
 from graphnet import __version__, distributed
-from graphnet.config import ExperimentConfig, dump_toml, expand_sweep, flatten, load_config, registry
-from graphnet.errors import ConfigError
+from graphnet.config import (
+    ExperimentConfig,
+    check_seed_range,
+    dump_toml,
+    expand_sweep,
+    flatten,
+    load_config,
+    registry,
+)
+from graphnet.errors import ConfigError, DataError
 from graphnet.io import atomic_write_json, atomic_write_text, make_run_dir, remove_temporaries, run_lock
 from graphnet.report import collect, plot_curves, summarize, table_rows, write_tables
 
 log = logging.getLogger(__name__)
 DEFAULT_OUT = "experiments/runs"
+RESULT_KEYS = {"best_epoch", "device", "history", "metrics", "monitor", "seed", "times"}  # read by summaries
 
 
 def run(cfg: ExperimentConfig | None, out: str | Path = DEFAULT_OUT, seeds: int | None = None,
@@ -65,6 +77,7 @@ def run(cfg: ExperimentConfig | None, out: str | Path = DEFAULT_OUT, seeds: int 
     if seeds is not None:
         if cfg is None or seeds < 1:
             raise ConfigError(f"--seeds: expected N >= 1 with a config, got {seeds}")
+        check_seed_range(cfg.seed, seeds, "--seeds")  # before a run directory exists
         cfg = dataclasses.replace(cfg, seeds=seeds)
     if resume is not None:
         run_dir = Path(resume)
@@ -77,6 +90,8 @@ def run(cfg: ExperimentConfig | None, out: str | Path = DEFAULT_OUT, seeds: int 
     elif cfg is None:
         raise ConfigError("run: give a config or a run directory to resume")
     if device is not None:
+        if "train.device" in cfg.sweep:
+            raise ConfigError(f"--device {device}: the config sweeps train.device; drop --device")
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
     from graphnet.train import resolve_device
 
@@ -141,7 +156,7 @@ def _run_point(cfg: ExperimentConfig, run_dir: Path, progress: bool | None, resu
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         seed_dir = run_dir / f"seed-{seed}"
         if resume and (seed_dir / "results.json").is_file():
-            results.append(json.loads((seed_dir / "results.json").read_text(encoding="utf-8")))
+            results.append(_read_results(seed_dir / "results.json", seed))
             continue
         seed_dir.mkdir(exist_ok=True)
         load_s = 0.0  # the seeds after the first reuse the loaded graph: no load time of their own
@@ -172,6 +187,19 @@ def _run_point(cfg: ExperimentConfig, run_dir: Path, progress: bool | None, resu
         plot_curves(results, run_dir / "curves.png", summary["monitor"])
     distributed.barrier()  # no process returns (and exits) while rank 0 still writes
     return summary
+
+
+def _read_results(path: Path, seed: int) -> dict[str, Any]:
+    """A finished seed's results.json, kept by --resume; DataError naming the file if it is damaged."""
+    hint = f"delete it to re-run seed {seed}"
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"--resume: {path} is not valid JSON ({e}); {hint}") from None
+    missing = sorted(RESULT_KEYS - set(result)) if isinstance(result, dict) else ["(not a JSON object)"]
+    if missing:
+        raise DataError(f"--resume: {path} lacks {', '.join(missing)}; {hint}")
+    return result
 
 
 def _load_main_first(cfg: ExperimentConfig) -> Any:

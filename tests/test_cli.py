@@ -51,6 +51,7 @@ GOOD = ('data.name = "karate"\nmodel.name = "gcn"\ntask.name = "node"\n'
     (["run", "{cfg}", "--set", "oops"], "--set 'oops': expected section.key=value"),
     (["run", "{cfg}", "--nproc", "-1"], "--nproc: expected a number of processes >= 1, got -1"),
     (["run", "{cfg}", "--device", "cuda:7"], "no such CUDA device"),
+    (["run", "{cfg}", "--device", "cuda:7", "--nproc", "2"], "no such CUDA device"),  # raised in a child
     (["run", "--resume", "{tmp}"], "not a run directory (no config.toml in it)"),
     (["run", "--resume", "{tmp}", "--seeds", "3"], "--set and --seeds cannot change it"),
     (["data", "info", "karate", "--set", "sed=1"], "unknown option(s) sed; valid options:"),
@@ -127,6 +128,14 @@ def test_list_commands(capsys):
 def listed_lines(capsys) -> list[str]:
     assert cli.main(["data", "list"]) == 0
     return capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize("key", ["name", "root", "mirror"])
+def test_data_info_takes_only_the_cards_options(key, tmp_path, capsys):
+    """`--set name=x` used to be a TypeError (exit 1) and `--set root=DIR` silently moved the data root."""
+    assert cli.main(["data", "info", "karate", "--set", f"{key}={tmp_path / 'elsewhere'}"]) == 2
+    assert f"dataset 'karate': unknown option(s) {key}; valid options:" in one_line_error(capsys)
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_data_info_json(capsys):

@@ -257,10 +257,48 @@ def test_bad_sweeps_fail_at_load(tmp_path):
         load_config(write(tmp_path, FOUR_LINES + '[sweep]\n"train.lrr" = [1, 2]\n'))
     with pytest.raises(ConfigError, match=r"must be a non-empty list"):
         load_config(write(tmp_path, FOUR_LINES + '[sweep]\n"train.lr" = 0.1\n'))
-    with pytest.raises(ConfigError, match=r"'train.epochs' expects int"):
-        load_config(write(tmp_path, FOUR_LINES + '[sweep]\n"train.epochs" = [10, "x"]\n'))
+    with pytest.raises(ConfigError, match=r"'train.patience' expects int"):
+        load_config(write(tmp_path, FOUR_LINES + '[sweep]\n"train.patience" = [10, "x"]\n'))
     with pytest.raises(ConfigError, match=r"must start with data., model."):
         load_config(write(tmp_path, FOUR_LINES + '[sweep]\n"name" = ["a", "b"]\n'))
+
+
+def test_a_key_both_set_and_swept_is_refused(tmp_path):
+    """The sweep's values used to replace a file key or a --set value without a word."""
+    text = FOUR_LINES + '[sweep]\n"train.lr" = [0.01, 0.005]\n"model.name" = ["gcn", "gat"]\n'
+    sweep = write(tmp_path, text)
+    hint = r"key 'train.lr' is both set .* and swept in \[sweep\].*--set 'sweep.train.lr=\[...\]'"
+    with pytest.raises(ConfigError, match=hint):
+        load_config(sweep, ["train.lr=0.1"])
+    in_file = write(tmp_path, FOUR_LINES + 'train.lr = 0.1\n[sweep.train]\nlr = [0.01, 0.005]\n', "b.toml")
+    with pytest.raises(ConfigError, match=hint):
+        load_config(in_file)
+    with pytest.raises(ConfigError, match="key 'model.name' is both set"):  # the file must name a model
+        load_config(sweep, ["model.name=gat"])  # but --set model.name would be replaced too
+    with pytest.raises(ConfigError, match="key 'seed' is both set"):
+        from_dict({**raw(), "seed": 3, "sweep": {"seed": [0, 1]}})
+    # The hint works: --set sweep.KEY replaces the swept values.
+    cfg = load_config(sweep, ["sweep.train.lr=[0.1, 0.2]"])
+    assert sorted({p.train.lr for _, p in expand_sweep(cfg)}) == [0.1, 0.2]
+
+
+def test_a_swept_seed_or_device_is_not_written_to_config_toml(tmp_path):
+    """config.toml of a sweep gets the run's seed/seeds/device, except the swept ones (it must load back)."""
+    cfg = from_dict({**raw(), "sweep": {"seed": [3, 4], "train.device": ["cpu", "auto"]}})
+    cfg = dataclasses.replace(cfg, seeds=2)
+    again = load_config(write(tmp_path, dump_toml(cfg.to_dict())))
+    assert again.seeds == 2 and [(p.seed, p.train.device) for _, p in expand_sweep(again)] == [
+        (3, "cpu"), (3, "auto"), (4, "cpu"), (4, "auto")]
+
+
+@pytest.mark.parametrize("seed,seeds", [(-1, 1), (2**64, 1), (2**31 - 1, 2)])
+def test_seeds_out_of_range_are_config_errors(seed, seeds):
+    """seed=2**64 used to fail in torch.manual_seed (RuntimeError, exit 1) after creating the run directory;
+    dgl.seed takes a 32-bit int."""
+    with pytest.raises(ConfigError, match=rf"key 'seed' must be >= 0 with seed \+ seeds - 1 <= 2147483647.*"
+                                          rf"got seed = {seed}, seeds = {seeds}"):
+        from_dict({**raw(), "seed": seed, "seeds": seeds})
+    assert from_dict({**raw(), "seed": 2**31 - 1}).seed == 2**31 - 1
 
 
 def test_dump_toml_round_trips(tmp_path):

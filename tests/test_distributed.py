@@ -155,9 +155,24 @@ def _sleep():
 
 def test_launch_reraises_a_child_error_and_stops_the_others():
     t0 = time.monotonic()
-    with pytest.raises(Exception, match="boom from rank 1"):
+    with pytest.raises(RuntimeError, match="(?s)process 1 of 2 failed first:.*Traceback.*boom from rank 1"):
         distributed.launch(_fail_on_rank_1, 2, backend="gloo", timeout_s=60)
     assert time.monotonic() - t0 < 60
+
+
+def _config_error_on_rank_1():
+    if distributed.rank() == 1:
+        raise ConfigError("train.lr: expected > 0, got -1")
+    distributed.barrier()
+
+
+def test_launch_reraises_a_graphnet_error_unchanged():
+    """`graphnet run --nproc 2` reports a user mistake like one process does: the error itself (exit 2), not
+    a RuntimeError wrapping its traceback (exit 1)."""
+    with pytest.raises(ConfigError) as info:
+        distributed.launch(_config_error_on_rank_1, 2, backend="gloo", timeout_s=60)
+    assert type(info.value) is ConfigError and str(info.value) == "train.lr: expected > 0, got -1"
+    assert "Traceback" in info.value.__notes__[0]  # the child's traceback, for --debug
 
 
 def test_launch_timeout_kills_hung_processes():

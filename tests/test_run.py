@@ -11,6 +11,7 @@ import dataclasses
 import errno
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -23,7 +24,7 @@ import pytest
 
 from graphnet import io as gio
 from graphnet.config import from_dict, load_config
-from graphnet.errors import ConfigError
+from graphnet.errors import ConfigError, DataError
 from graphnet.report import plot_curves
 from graphnet.run import run
 from tests._mirror import use_mirror
@@ -240,6 +241,30 @@ def test_resume_errors(tmp_path):
         run(None, out=tmp_path)
 
 
+@pytest.mark.parametrize("text,fragment", [
+    ('{"best_epoch": 1, "de', "is not valid JSON (Unterminated string"),
+    (b"\xff\xfe", "is not valid JSON"),
+    ("[]", "lacks (not a JSON object)"),
+    ('{"seed": 1}', "lacks best_epoch, device, history, metrics, monitor, times"),
+])
+def test_resume_names_a_damaged_results_json(text, fragment, tmp_path):
+    """A damaged seed-N/results.json used to be a bare JSONDecodeError (exit 1) naming no file."""
+    run_dir = Path(run(karate(epochs=1), out=tmp_path, seeds=2)["run_dir"])
+    path = run_dir / "seed-1" / "results.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(DataError, match=re.escape(f"--resume: {path} {fragment}")) as info:
+        run(None, resume=run_dir)
+    assert str(info.value).endswith("delete it to re-run seed 1")
+    path.unlink()  # as the message says: seed 1 runs again
+    assert run(None, resume=run_dir)["seeds"] == [0, 1]
+
+
+def test_seeds_out_of_range_fail_before_creating_a_run_directory(tmp_path):
+    with pytest.raises(ConfigError, match="got seed = 2147483647, seeds = 2"):
+        run(dataclasses.replace(karate(), seed=2**31 - 1), out=tmp_path, seeds=2)
+    assert not list(tmp_path.iterdir())
+
+
 def test_sigkill_during_training_then_resume(tmp_path):
     """A real ``python -m graphnet run`` killed with SIGKILL after its first checkpoint, then ``--resume``."""
     cfg_path = tmp_path / "k.toml"
@@ -296,6 +321,7 @@ def test_resume_refuses_a_run_directory_a_live_process_holds(tmp_path):
 def test_sweep_layout(tmp_path):
     base = karate(epochs=3)
     raw = {**base.to_dict(), "sweep": {"train.lr": [0.01, 0.1], "model.hidden_dim": [4]}}
+    del raw["train"]["lr"]  # a key is either set or swept
     summary = run(from_dict(raw), out=tmp_path)
     run_dir = Path(summary["run_dir"])
     assert {"config.toml", "summary.json", "results.md", "results.csv"} <= {p.name for p in run_dir.iterdir()}
@@ -320,6 +346,7 @@ def test_sweep_with_seeds_and_device_overrides_survives_resume(tmp_path):
     and rewrite each point's summary with n = 1)."""
     raw = {**karate(epochs=2).to_dict(), "seeds": 1, "sweep": {"train.lr": [0.01, 0.1]}}
     raw["train"] = {**raw["train"], "device": "auto"}
+    del raw["train"]["lr"]  # a key is either set or swept
     summary = run(from_dict(raw), out=tmp_path, seeds=2, device="cpu")
     run_dir = Path(summary["run_dir"])
     stored = load_config(run_dir / "config.toml")
