@@ -17,7 +17,10 @@ Workloads (one "epoch" each; hyper-parameters from experiments/configs):
 Encoders: graphnet (its GCN / LightGCN on dgl.sparse, normalization precomputed once);
 DGL-style: ``dgl.nn.GraphConv(norm='both')`` on a DGLGraph (self-loops added for GCN; ``weight=False,
 bias=False`` for LightGCN propagation); PyG-style: ``torch_geometric.nn.GCNConv`` with cached=False and
-cached=True on edge_index; for LightGCN ``torch_geometric.nn.models.LightGCN`` (normalizes every forward).
+cached=True on edge_index; for LightGCN ``torch_geometric.nn.models.LightGCN`` (normalizes every forward),
+also on edge_index. PyG's other input, a sparse ``adj_t`` (torch.sparse CSR or SparseTensor), is accepted
+by both and runs sparse-matrix products instead of the per-edge gather + scatter; it is not timed here,
+so the PyG-style rows are PyG's edge_index path, not its fastest one (see graphconv_bench's adj_t row).
 
 Run (~10 min on 2 loaded cores; the Markdown goes to --out):
     DGLBACKEND=pytorch GRAPHNET_MIRROR=/work/shared/data GRAPHNET_DATA=/tmp/graphnet-data \
@@ -258,6 +261,11 @@ def main() -> None:
         "batch before training without dropout: equal values show the encoders compute the same model.",
         "- this machine is shared with other jobs at times (load averages are recorded above and per table): "
         "compare ratios within a table, not absolute times",
+        "- PyG-style rows run on edge_index (per-edge gather + scatter-add message passing), both "
+        "GCNConv and LightGCN. PyG also accepts a sparse adj_t (torch.sparse CSR or SparseTensor) for "
+        "these, which runs sparse-matrix products (several times faster than edge_index in the layer "
+        "benchmarks on this machine); that path is not timed here, so these rows are not PyG's fastest "
+        "configuration",
         "- time / graphnet's > 1 means graphnet is faster",
         "",
     ]

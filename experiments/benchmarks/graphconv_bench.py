@@ -6,7 +6,10 @@ backpropagates the same upstream gradient. The normalization is precomputed once
 for every contender that allows it (graphnet: ``ops.gcn_norm``; DGL: ``EdgeWeightNorm('both')`` then
 ``GraphConv(norm='none')`` with ``edge_weight``; PyG: ``GCNConv(normalize=False)`` with the same weights).
 Two modes: gradients to X and the parameters with *fixed* edge weights, and additionally to the
-(normalized) edge weights (*learnable*). Contenders run round-robin in one process after warm-ups.
+(normalized) edge weights (*learnable*). In learnable mode the untimed reset between steps bumps every
+contender's edge-weight tensor in place (``w.mul_(1)``), as an optimizer step would, so caches keyed on the
+tensor's version (graphnet's CSR-ordered values, graphnet/_spmm.py) miss at every step as in training.
+Contenders run round-robin in one process after warm-ups.
 
 Rows marked "(ref)" are not the same computation or not the library's recommended path; they are shown for
 context and not used for the targets.
@@ -131,6 +134,9 @@ def build(n: int, src, dst, w, f: int, mode: str, seed: int, skip_refs: bool):
             p.grad = None
         for t in list(leaves.values()) + [w_raw]:
             t.grad = None
+            if learn:  # as an optimizer step would: new version, so value caches keyed on it miss
+                with torch.no_grad():
+                    t.mul_(1)
 
     steps = {}  # name -> (forward function, gradient of W in (in, out) layout, note)
 
@@ -238,7 +244,10 @@ def main() -> None:
                "removed, then one self-loop per node; weights U(0, 1); edge order shuffled",
                f"- timing: {args.warmup} warm-ups, then {args.rounds} rounds, contenders interleaved "
                "round-robin in one process; one step = forward + backward of one layer with a fixed "
-               "upstream gradient; gradients cleared between steps (not timed)",
+               "upstream gradient; gradients cleared between steps (not timed); learnable mode: every "
+               "contender's edge-weight tensor is also modified in place between steps (`w.mul_(1)`, not "
+               "timed), as an optimizer step would, so graphnet's value cache keyed on the tensor version "
+               "misses at every step as in training",
                "- x floor: time / (bytes the layer's SpMM passes must move / bandwidth); fwd bytes = "
                "E*(8+4) + E*F*4 + N*F*4, fwd+bwd(X) = 2*fwd, learnable adds the SDDMM E*(8+4) + 2*E*F*4 "
                "(shared/notes/perf-anchors.md). The dense X @ W is not counted, so this is a lower bound; "

@@ -5,7 +5,13 @@ random graph (all edge values 1, the common case for these layers) with the same
 backpropagated with the same upstream gradient; gradients go to X and the parameters. Contenders run
 round-robin in one process after warm-ups. Graph-dependent preprocessing is done once, outside the timing,
 wherever the library allows (GCN: ``ops.gcn_norm`` / DGL ``norm='both'`` on a graph with self-loops / PyG
-``cached=True``; GAT: self-loops added to the graph for everyone).
+given the normalized values; GAT: self-loops added to the graph for everyone).
+
+PyG runs each layer two ways where it can: on ``edge_index`` (gather + scatter message passing) and on a
+sparse ``adj_t`` (a ``torch.sparse_csr_tensor`` built once outside the timing, which PyG multiplies with
+``torch.sparse.mm``; the optional torch_sparse / pyg_lib extensions are not installed). GAT has per-edge
+attention, so PyG's GATConv runs on ``edge_index`` only. The PyG target is judged against the faster of
+the two paths.
 
 Layers (in_dim = 64):
 - GCN: ``A_hat (X W) + b``, out 64.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,7 +56,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def build(layer: str, n: int, src, dst, f: int, heads: int, seed: int):
-    """Returns (contenders [graphnet, DGL, PyG], outputs for the agreement check)."""
+    """Returns (contenders [graphnet, DGL, PyG edge_index, and PyG adj_t but for GAT], outputs for the
+    agreement check)."""
     import dgl
     import dgl.nn as dglnn
     import dgl.sparse as dglsp
@@ -148,6 +156,17 @@ def build(layer: str, n: int, src, dst, f: int, heads: int, seed: int):
     else:
         fns = [lambda: ours(A_in, X), lambda: theirs(g, X), lambda: pyg(X, edge_index)]
     names = [f"graphnet {type(ours).__name__}", f"DGL {type(theirs).__name__}", f"PyG {type(pyg).__name__}"]
+    if layer != "gat":  # PyG's sparse path: adj_t[i, j] = weight of the edge j -> i, rows sorted
+        vals = w_hat if layer == "gcn" else torch.ones(src.numel())
+        order = torch.argsort(dst * n + src)
+        crow = torch.searchsorted(dst[order], torch.arange(n + 1))
+        with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
+            warnings.simplefilter("ignore", UserWarning)
+            adj_t = torch.sparse_csr_tensor(crow, src[order], vals[order], (n, n))
+        fns.append(lambda: pyg(X, adj_t))
+        names.append(f"PyG {type(pyg).__name__} adj_t")
+        notes = (*notes, notes[2].replace("edge_weight = gcn_norm values", "adj_t values = gcn_norm values")
+                 + "; adj_t = torch.sparse CSR, built once")
     results = []
     for fn in fns:
         reset()
@@ -180,8 +199,8 @@ def main() -> None:
                 diff = max(common.rel_diff(out, results[0][0]), common.rel_diff(dX, results[0][1]))
                 lines.append(f"| {c.name} | {c.median_ms():.1f} | {p25:.1f} | {p75:.1f} | {c.min_ms():.1f} | "
                              f"{ours / c.median_ms():.3f} | {diff:.1e} | {c.note} |")
-            for c in contenders[1:]:
-                lib = c.name.split()[0]
+            for lib in TARGETS:  # against the library's fastest way to run the layer
+                c = min((c for c in contenders[1:] if c.name.split()[0] == lib), key=lambda c: c.median_ms())
                 ratio = ours / c.median_ms()
                 ok = "yes" if ratio <= TARGETS[lib] else "**no**"
                 summary.append(f"| {layer.upper()} | {n:,} / {nnz:,} | graphnet / {c.name} | {ratio:.3f} | "
@@ -199,7 +218,8 @@ def main() -> None:
                "- max rel. diff: max |a - b| / max |b| over the output and the gradient to X, against "
                "graphnet (parameters copied across, so the layers compute the same function)", "",
                "## Targets (issue 6: at most 0.5x DGL, 0.35x PyG)", "",
-               "Ratios of medians decide 'met'; the ratio of the fastest runs (min) is shown because it is "
+               "Ratios of medians decide 'met', against the library's faster contender (PyG: edge_index or "
+               "adj_t, see the timings); the ratio of the fastest runs (min) is shown because it is "
                "the statistic least disturbed by other processes on a shared machine.", "",
                "| layer | N / E | ratio | value (medians) | value (mins) | target | met |",
                "|---|---|---|---:|---:|---|---|"]
