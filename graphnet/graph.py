@@ -212,8 +212,11 @@ class Graph:
                                  f"{tuple(self.y.shape)}")
         for name, t in (("edge_feat", self.edge_feat), ("edge_type", self.edge_type)):
             if t is not None:
-                dims = (1,) if name == "edge_type" else (1, 2)
-                _check_tensor(name, t, "a tensor with one row per edge", dims=dims)
+                if name == "edge_type":
+                    _check_tensor(name, t, "an (E,) tensor, one relation id per edge", dims=(1,))
+                else:  # layers read edge_feat.shape[1]
+                    _check_tensor(name, t, "an (E, d) tensor, one row per edge (1-D: reshape to (E, 1))",
+                                  dims=(2,))
                 if t.shape[0] != self.A.nnz:
                     raise GraphError(f"{name}: expected {self.A.nnz} rows (one per edge), got "
                                      f"{tuple(t.shape)}")

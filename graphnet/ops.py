@@ -8,6 +8,8 @@ All degrees are *weighted* (sums of edge values). Normalizations build new matri
 
 from __future__ import annotations
 
+import math
+
 import dgl.sparse as dglsp
 import torch
 from dgl.sparse import SparseMatrix
@@ -54,6 +56,8 @@ def add_self_loops(A: SparseMatrix, weight: float = 1.0) -> SparseMatrix:
     Requires a square A. Values of shape (nnz, H) get ``weight`` in every column.
     """
     _require_square(A, "add_self_loops")
+    if not math.isfinite(float(weight)):  # every constructor refuses non-finite weights; so must this
+        raise GraphError(f"add_self_loops: expected a finite self-loop weight, got {weight}")
     n = A.shape[0]
     has_loop = torch.zeros(n, dtype=torch.bool, device=A.device)
     has_loop[A.row[A.row == A.col]] = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import dgl.sparse as dglsp
 import pytest
 import torch
@@ -153,6 +155,9 @@ def test_add_self_loops_only_where_missing():
     assert V.val.shape == (5, 2) and V.val[3:].eq(2.0).all()
     with pytest.raises(GraphError, match=r"add_self_loops: expected a square adjacency, got shape \(2, 3\)"):
         ops.add_self_loops(adjacency([0], [1], (2, 3)))
+    for bad in (math.nan, math.inf):  # every constructor refuses such weights
+        with pytest.raises(GraphError, match="add_self_loops: expected a finite self-loop weight"):
+            ops.add_self_loops(A, weight=bad)
 
 
 def test_remove_self_loops():

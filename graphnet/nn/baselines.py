@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from graphnet import ops
 from graphnet.errors import ConfigError, GraphError
 from graphnet.nn.conv import LightGCNProp
+from graphnet.nn.conv_rel import check_edge_type
 from graphnet.nn.heads import make_triple_scorer
 
 
@@ -220,6 +221,8 @@ class GCMC(nn.Module):
                 edge_feat: Tensor | None = None) -> Tensor:
         if edge_type is None:
             raise GraphError("GCMC: expected edge_type (rating class per edge of A), got None")
+        # a class >= num_ratings, or a short edge_type, would otherwise drop those edges without a word
+        edge_type = check_edge_type("GCMC", A, edge_type, self.num_ratings)
         W = self.W  # (R, N, width)
         if self.training and self.dropout > 0:
             keep = (torch.rand(W.shape[1], 1, device=W.device) >= self.dropout).to(W.dtype)  # (N, 1)

@@ -158,6 +158,10 @@ def test_gcmc_dropout_drops_whole_node_rows_in_training():
     assert torch.allclose(out, ref)
     with pytest.raises(ValueError, match="edge_type"):
         m(A, None)
+    # a class >= num_ratings or a short edge_type used to drop those edges silently
+    for bad in (torch.where(etype == 2, 3, etype), etype[:-1], etype.float()):
+        with pytest.raises(ValueError, match="GCMC: expected"):
+            m(A_n, None, edge_type=bad)
     with pytest.raises(ValueError, match="divisible"):
         B.GCMC(0, 4, num_nodes=9, num_ratings=3, hidden_dim=7)
     with pytest.raises(ValueError, match="GCMC norm: expected 'symmetric' or 'left', got 'right'"):

@@ -100,6 +100,7 @@ GRAPH_CASES = [
     case("nan-features", lambda: path3(X=torch.tensor([[1.0], [NAN], [0.0]])), "X", "finite"),
     case("inf-edge-features", lambda: path3(edge_feat=torch.tensor([[1.0], [INF]])), "edge_feat", "finite"),
     case("1d-features", lambda: path3(X=torch.ones(3)), "X", "(N, F)"),
+    case("1d-edge-features", lambda: path3(edge_feat=torch.ones(2)), "edge_feat", "(E, d)"),
     case("numpy-features", lambda: path3(X=np.ones((3, 2))), "X", "Tensor"),
     case("float-split-indices", lambda: path3(splits={"train": torch.tensor([0.5])}), "splits['train']",
          "integer"),
