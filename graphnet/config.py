@@ -244,10 +244,12 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     raw = apply_overrides(raw, overrides)
+    # from_dict refuses every other key both set and swept; it exempts the section names (a file must name
+    # them), so only here, where --set is still told apart from the file, is --set model.name=... refused.
     swept = flatten(raw["sweep"]) if isinstance(raw.get("sweep"), dict) else {}
-    for item in overrides:  # also --set model.name=... (from_dict lets a file name a swept section name)
+    for item in overrides:
         key = item.partition("=")[0].strip()
-        if key in swept:
+        if key in _NAMES and key in swept:
             raise _swept_and_set(key, str(path))
     raw.setdefault("name", path.stem)
     return from_dict(raw, source=str(path))

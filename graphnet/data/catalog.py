@@ -80,7 +80,7 @@ def validate_card(card: dict[str, Any], where: str = "card") -> None:
         for key in ("name", "url", "sha256"):
             if not isinstance(f.get(key), str) or not f[key]:
                 raise DataError(f"{where}: files[{i}].{key} must be a non-empty string, got {f.get(key)!r}")
-        if not _is_sha256(f["sha256"]):
+        if not is_sha256(f["sha256"]):
             raise DataError(
                 f"{where}: files[{i}].sha256 must be 64 lowercase hex digits, got {f['sha256']!r}"
             )
@@ -93,7 +93,7 @@ def validate_card(card: dict[str, Any], where: str = "card") -> None:
         if f.get("extract", False) and not members:
             raise DataError(f"{where}: files[{i}] ({f['name']}) has extract = true but no [files.members]")
         for m, h in members.items():
-            if not _is_sha256(h):
+            if not is_sha256(h):
                 raise DataError(
                     f"{where}: files[{i}] ({f['name']}): member {m!r} sha256 must be 64 lowercase hex "
                     f"digits, got {h!r}"
@@ -116,7 +116,8 @@ def validate_card(card: dict[str, Any], where: str = "card") -> None:
             raise DataError(f"{where}: [{key}] must be a table")
 
 
-def _is_sha256(h: Any) -> bool:
+def is_sha256(h: Any) -> bool:
+    """``h`` is a sha256 as the catalog and the pin files write it: 64 lowercase hex digits."""
     return isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h)
 
 

@@ -49,6 +49,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.request import Request, urlopen
 
+from graphnet.data.catalog import is_sha256
 from graphnet.errors import ChecksumError, DataError
 from graphnet.io import _UMASK, atomic_write_text
 
@@ -125,11 +126,12 @@ def _write_atomic(
     what: str,
     total: int | None = None,
     progress: bool = False,
-) -> None:
+) -> str:
     """Stream ``src`` into ``dest`` via a same-directory temp file; rename only if sha256 == expected.
 
     ``dest`` gets mode 0666 minus the umask (mkstemp's 0600 would hide it from other users). Raises
-    ChecksumError (``what`` names dataset and file) on mismatch; the temp file never survives.
+    ChecksumError (``what`` names dataset and file) on mismatch; the temp file never survives. Returns the
+    sha256 of the bytes written (hex).
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.{os.getpid()}.", suffix=".part")
@@ -176,6 +178,7 @@ def _write_atomic(
             bar.close()
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return actual
 
 
 def _fsync_dir(path: Path) -> None:
@@ -514,7 +517,7 @@ def _read_pin(pin: Path) -> str | None:
     """The sha256 pinned in ``pin``; None when there is none or the file does not hold one (e.g. cut off by
     a crash before pins were written atomically): then the file is re-pinned, not deleted as corrupt."""
     text = pin.read_text(errors="replace").strip() if pin.is_file() else ""
-    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+    if is_sha256(text):
         return text
     if pin.is_file():
         log.warning("%s does not hold a sha256 (%r); ignoring it", pin, text[:80])
@@ -633,12 +636,11 @@ def save_processed(card: dict, key: str, data: Any, root: str | os.PathLike | No
     path = d / f"{key}.pt"
     buf = io.BytesIO()
     torch.save({"key": key, "data": data}, buf)
-    digest = hashlib.sha256(buf.getvalue()).hexdigest()
     buf.seek(0)
     try:
         d.mkdir(parents=True, exist_ok=True)
         _remove_stale_parts(d)
-        _write_atomic(buf, path, digest, f"dataset {card['name']!r}: processed cache {path.name}")
+        digest = _write_atomic(buf, path, None, f"dataset {card['name']!r}: processed cache {path.name}")
         # A crash between the two writes leaves a file whose hash does not match: it is rebuilt, never used.
         atomic_write_text(_pin_path(path), digest + "\n")
     except (OSError, DataError) as e:

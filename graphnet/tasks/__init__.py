@@ -247,7 +247,6 @@ def holdout_val(graph: Graph, frac: float, seed: int, aligned: tuple[str, ...] =
 
 def require_split(task: str, splits: dict[str, Tensor], key: str, what: str) -> Tensor:
     """splits[key] or a GraphError naming the task, the key and the keys present."""
-
     if key not in splits:
         raise GraphError(f"task {task!r}: expected {what} {key!r}, got keys {sorted(splits)}")
     return splits[key]
