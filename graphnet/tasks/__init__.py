@@ -252,6 +252,33 @@ def require_split(task: str, splits: dict[str, Tensor], key: str, what: str) -> 
     return splits[key]
 
 
+def check_id_columns(task: str, splits: dict[str, Tensor], width: int | None,
+                     columns: tuple[tuple[str, int], ...]) -> None:
+    """GraphError unless every 2-D ``splits[key]`` with ``width`` columns (any width: None) holds integer
+    ids in range; 1-D per-pair arrays (ratings, weights) are not ids and are skipped.
+
+    ``columns[j] = (what, n)``: column j holds ``what`` ids in 0..n-1; a single entry applies to every
+    column (e.g. ``(("node", N),)`` for pairs and (M, K) per-query negatives). Indexing would otherwise
+    wrap a -1 around to the last row, and an id past the end would collide in the ``a * n + b`` keys that
+    the filters and known-positive sets use.
+    """
+    for key, t in splits.items():
+        if t.dim() != 2 or (width is not None and t.shape[1] != width) or t.numel() == 0:
+            continue
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise GraphError(f"task {task!r}: edge_splits[{key!r}]: expected integer ids, got {t.dtype}")
+        cols = columns if len(columns) > 1 else columns * t.shape[1]  # one (what, n) per column
+        names, n = [c[0] for c in cols], torch.tensor([c[1] for c in cols])
+        lo, hi = t.min(0).values.cpu(), t.max(0).values.cpu()  # per column
+        bad = ((lo < 0) | (hi >= n)).nonzero()
+        if bad.numel():
+            j = int(bad[0])
+            val = int(lo[j]) if lo[j] < 0 else int(hi[j])
+            row = int((t[:, j] == val).nonzero()[0])
+            raise GraphError(f"task {task!r}: edge_splits[{key!r}] row {row} column {j}: {names[j]} id "
+                             f"{val} out of range, expected 0..{int(n[j]) - 1}")
+
+
 def check_batch_size(key: str, value: Any, allow_none: bool = True) -> None:
     """ConfigError unless ``value`` is an int >= 1 (or None when allowed); ``key`` is e.g. task.batch_size."""
     if value is None and allow_none:

@@ -37,7 +37,7 @@ from graphnet import distributed, metrics
 from graphnet.errors import ConfigError, GraphError
 from graphnet.graph import Graph, adjacency
 from graphnet.nn.heads import TRIPLE_SCORERS, make_triple_scorer
-from graphnet.tasks import NodeEncoder, encoder_names, make_encoder, require_split
+from graphnet.tasks import NodeEncoder, check_id_columns, encoder_names, make_encoder, require_split
 
 KGE_MODELS = ("distmult", "complex", "rotate")
 
@@ -127,6 +127,8 @@ class KGCompletion:
         if n != graph.num_nodes:
             raise GraphError(f"task 'kg': meta['num_entities']={n} but A has {graph.num_nodes} nodes")
         r = int(graph.meta.get("num_relations", int(train[:, 1].max()) + 1))
+        check_id_columns("kg", graph.edge_splits, 3,
+                         (("head entity", n), ("relation", r), ("tail entity", n)))
         self.num_entities, self.num_relations = n, r
         known = torch.cat([t for k, t in graph.edge_splits.items() if t.dim() == 2 and t.shape[1] == 3])
         # Filter indexes over ALL known triples (for evaluation), targets over training triples (for 1-N).

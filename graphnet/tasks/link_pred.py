@@ -36,6 +36,7 @@ from graphnet.sampling import EdgeMiniBatch
 from graphnet.tasks import (
     NodeEncoder,
     check_batch_size,
+    check_id_columns,
     encoder_names,
     isin_sorted,
     make_encoder,
@@ -142,6 +143,7 @@ class LinkPrediction:
             self.ogb_name = name
             self.monitor = "val_" + OGB_LINK_METRICS[name]
         n = graph.num_nodes
+        check_id_columns("link", graph.edge_splits, None, (("node", n),))
         train = graph.edge_splits["train"]
         # Known positives for negative sampling: training pairs and message-passing edges (A[i, j] is the
         # edge j -> i), in both directions for undirected data only: on directed data the reverse of an edge

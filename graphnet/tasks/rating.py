@@ -29,6 +29,7 @@ from graphnet.nn.heads import BilinearDecoder
 from graphnet.tasks import (
     NodeEncoder,
     check_batch_size,
+    check_id_columns,
     check_val_frac,
     encoder_names,
     holdout_val,
@@ -93,12 +94,13 @@ class RatingPrediction:
               seed: int) -> tuple[nn.Module, Graph]:
         require_split("rating", graph.edge_splits, "train", "interactions")
         require_split("rating", graph.edge_splits, "train_rating", "ratings")
-        graph = holdout_val(graph, self.val_frac, seed, aligned=("train_rating",))
-        pairs, ratings = graph.edge_splits["train"], graph.edge_splits["train_rating"].float()
         for key in ("num_users", "num_items"):
             if key not in graph.meta:
                 raise GraphError(f"task 'rating': expected meta[{key!r}], got meta keys {sorted(graph.meta)}")
         u, i = int(graph.meta["num_users"]), int(graph.meta["num_items"])
+        check_id_columns("rating", graph.edge_splits, 2, (("user", u), ("item", i)))
+        graph = holdout_val(graph, self.val_frac, seed, aligned=("train_rating",))
+        pairs, ratings = graph.edge_splits["train"], graph.edge_splits["train_rating"].float()
         self.num_users, self.num_items = u, i
         values = torch.unique(ratings)  # (C,) sorted
         self._classes = torch.searchsorted(values, ratings)  # (M,) class index of each training rating

@@ -32,6 +32,7 @@ from graphnet.graph import Graph, adjacency
 from graphnet.tasks import (
     NodeEncoder,
     check_batch_size,
+    check_id_columns,
     check_val_frac,
     encoder_names,
     holdout_val,
@@ -97,6 +98,7 @@ class Recommendation:
         if graph.num_nodes != u + i:
             raise GraphError(f"task 'rec': expected A with num_users + num_items = {u + i} nodes, "
                              f"got {graph.num_nodes}")
+        check_id_columns("rec", graph.edge_splits, 2, (("user", u), ("item", i)))
         if self.val_frac > 0 and "val" not in graph.edge_splits:
             graph = holdout_val(graph, self.val_frac, seed)
             tr = graph.edge_splits["train"]

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graphnet.errors import ConfigError
+from graphnet.errors import ConfigError, GraphError
 from graphnet.graph import Graph
 from graphnet.tasks.kg_completion import KGCompletion
 
@@ -188,3 +188,18 @@ def test_errors():
         KGCompletion(training="1-1")
     with pytest.raises(ConfigError, match="task 'kg'"):
         KGCompletion().setup(tiny_kg(), "lightgcn_typo", {}, seed=0)
+
+
+@pytest.mark.parametrize("key, row, col, bad, what", [
+    # relation 2 of 2 would share the filter key h * 2 + r with (h + 1, relation 0)
+    ("test", 0, 1, 2, r"relation id 2 out of range, expected 0\.\.1"),
+    ("val", 0, 2, -1, r"tail entity id -1 out of range, expected 0\.\.4"),
+    ("train", 3, 0, 5, r"head entity id 5 out of range, expected 0\.\.4")])
+def test_out_of_range_triple_ids_are_refused_by_split_row_and_column(key, row, col, bad, what):
+    graph = tiny_kg()
+    triples = graph.edge_splits[key].clone()
+    triples[row, col] = bad
+    broken = graph.replace(edge_splits={**graph.edge_splits, key: triples})
+    where = rf"task 'kg': edge_splits\['{key}'\] row {row} column {col}"
+    with pytest.raises(GraphError, match=f"{where}: {what}"):
+        KGCompletion().setup(broken, "distmult", {}, seed=0)

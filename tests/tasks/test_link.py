@@ -223,3 +223,22 @@ def test_unknown_decoder_or_model():
         LinkPrediction(decoder="bilinear")
     with pytest.raises(ConfigError, match="task 'link'"):
         LinkPrediction().setup(clusters(), "distmult", {}, seed=0)
+
+
+@pytest.mark.parametrize("key, row, col, bad",
+                         [("val", 2, 0, -1), ("test_neg", 0, 1, 24), ("train", 5, 1, 99)])
+def test_out_of_range_pair_ids_are_refused_by_split_row_and_column(key, row, col, bad):
+    # Indexing would wrap -1 around to the last node and make a key n * src + dst collide with another pair's.
+    graph = link_split(clusters(), seed=0)  # 24 nodes
+    pairs = graph.edge_splits[key].clone()
+    pairs[row, col] = bad
+    broken = graph.replace(edge_splits={**graph.edge_splits, key: pairs})
+    with pytest.raises(GraphError, match=rf"edge_splits\['{key}'\] row {row} column {col}: node id {bad} "
+                                         r"out of range, expected 0\.\.23"):
+        LinkPrediction().setup(broken, "gcn", {}, seed=0)
+    per_query = graph.replace(edge_splits={**graph.edge_splits, "val_neg_dst": torch.tensor([[3, 24, 5]])})
+    with pytest.raises(GraphError, match=r"'val_neg_dst'\] row 0 column 1: node id 24"):
+        LinkPrediction().setup(per_query, "gcn", {}, seed=0)
+    floats = graph.replace(edge_splits={**graph.edge_splits, key: graph.edge_splits[key].float()})
+    with pytest.raises(GraphError, match=rf"edge_splits\['{key}'\]: expected integer ids, got torch.float32"):
+        LinkPrediction().setup(floats, "gcn", {}, seed=0)

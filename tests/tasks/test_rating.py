@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from graphnet.errors import ConfigError
+from graphnet.errors import ConfigError, GraphError
 from graphnet.graph import Graph
 from graphnet.tasks.rating import RatingPrediction
 
@@ -101,6 +101,13 @@ def test_errors():
         RatingPrediction(loss="hinge")
     with pytest.raises(ConfigError, match="task 'rating'"):
         RatingPrediction().setup(ratings_graph(), "distmult", {}, seed=0)
+    graph = ratings_graph()  # 8 users, 10 items
+    pairs = graph.edge_splits["test"].clone()
+    pairs[2, 1] = 10  # item node U + 10 = 18 is past the 18 nodes of A
+    broken = graph.replace(edge_splits={**graph.edge_splits, "test": pairs})
+    with pytest.raises(GraphError, match=r"task 'rating': edge_splits\['test'\] row 2 column 1: item id 10 "
+                                         r"out of range, expected 0\.\.9"):
+        RatingPrediction().setup(broken, "gcmc", {}, seed=0)
 
 
 def test_val_frac_holds_out_aligned_ratings():
