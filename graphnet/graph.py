@@ -383,7 +383,15 @@ class Graph:
 
     @classmethod
     def from_dgl(cls, g: Any, weight: str | None = None, **fields: Any) -> Graph:
-        """From a homogeneous DGLGraph; ``weight`` names an edge feature in g.edata used as the weight."""
+        """From a homogeneous DGLGraph; ``weight`` names an edge feature in g.edata used as the weight.
+
+        DGL's dataset conventions (the names ``to_dgl`` writes) are adopted unless ``fields`` gives the
+        field: ``ndata["feat"]`` -> X, ``ndata["label"]`` -> y, every boolean (N,) ``ndata["<s>_mask"]``
+        -> ``splits[s]`` (the ids where the mask is true; s = train/val/test in DGL's datasets),
+        ``edata["feat"]`` -> edge_feat ((E,) taken as (E, 1)), ``edata["etype"]`` -> edge_type. Edge order
+        is kept, so edge data stays aligned. ``to_dgl`` stores the weights under "w": pass ``weight="w"``
+        to get them back (by default every weight is 1, as for a DGL graph without weights).
+        """
         if not all(hasattr(g, a) for a in ("ntypes", "canonical_etypes", "edata", "edges")):
             raise GraphError(f"from_dgl: expected a DGLGraph, got {type(g).__name__}")
         if len(g.ntypes) != 1 or len(g.canonical_etypes) != 1:
@@ -393,7 +401,18 @@ class Graph:
             raise GraphError(f"from_dgl: no edge feature {weight!r} in g.edata (has {list(g.edata.keys())})")
         src, dst = g.edges()
         w = g.edata[weight] if weight is not None else None
-        return cls.from_edges(src, dst, g.num_nodes(), w, **fields)
+        adopted: dict[str, Any] = {}
+        for data, key, name in ((g.ndata, "feat", "X"), (g.ndata, "label", "y"),
+                                (g.edata, "feat", "edge_feat"), (g.edata, "etype", "edge_type")):
+            if key in data and name not in fields:
+                adopted[name] = data[key]
+        if adopted.get("edge_feat") is not None and adopted["edge_feat"].dim() == 1:
+            adopted["edge_feat"] = adopted["edge_feat"].unsqueeze(1)
+        splits = {k[:-len("_mask")]: m.nonzero().view(-1) for k, m in g.ndata.items()
+                  if k.endswith("_mask") and m.dtype == torch.bool and m.dim() == 1}
+        if splits and "splits" not in fields:
+            adopted["splits"] = splits
+        return cls.from_edges(src, dst, g.num_nodes(), w, **adopted, **fields)
 
     # ------------------------------------------------------------------ exporters
     def edge_index(self) -> Tensor:
@@ -423,7 +442,10 @@ class Graph:
         return G
 
     def to_dgl(self, weight: str = "w") -> Any:
-        """DGLGraph with edges src -> dst, the weights in ``g.edata[weight]`` and X/y in ndata."""
+        """DGLGraph with edges src -> dst (in A's order), the weights in ``g.edata[weight]``, edge_feat and
+        edge_type in ``edata["feat"]`` / ``["etype"]``, X and y in ``ndata["feat"]`` / ``["label"]``, and
+        each node split s in a boolean ``ndata["<s>_mask"]`` (DGL's dataset names; ``from_dgl`` reads them).
+        """
         import dgl
 
         g = dgl.graph((self.A.col, self.A.row), num_nodes=self.num_nodes)
@@ -436,4 +458,7 @@ class Graph:
             g.ndata["feat"] = self.X
         if self.y is not None:
             g.ndata["label"] = self.y
+        for name, idx in self.splits.items():
+            mask = torch.zeros(self.num_nodes, dtype=torch.bool, device=idx.device)
+            g.ndata[f"{name}_mask"] = mask.index_fill(0, idx, True)
         return g

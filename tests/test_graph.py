@@ -247,3 +247,39 @@ def test_round_trip_dgl(tiny_graph):
         assert torch.equal(d.edata["etype"], g.edge_type)
     back = Graph.from_dgl(d, weight="w")
     assert edges_of(back) == edges_of(g) and back.num_nodes == g.num_nodes
+    assert torch.equal(back.X, g.X) and torch.equal(back.y, g.y)
+    assert (back.edge_type is None) == (g.edge_type is None)
+    if g.edge_type is not None:
+        assert torch.equal(back.edge_type, g.edge_type)
+
+
+def test_from_dgl_reads_dgl_dataset_names_and_round_trips_every_field():
+    """A graph laid out as dgl.data's CoraGraphDataset (ndata feat/label/*_mask, bool masks) and back."""
+    import dgl
+
+    src, dst = torch.tensor([0, 1, 2, 3, 3]), torch.tensor([1, 2, 0, 0, 1])
+    d = dgl.graph((src, dst), num_nodes=5)
+    d.ndata["feat"] = torch.arange(10.0).view(5, 2)
+    d.ndata["label"] = torch.tensor([0, 1, 0, 1, 1])
+    d.ndata["train_mask"] = torch.tensor([True, True, False, False, False])
+    d.ndata["val_mask"] = torch.tensor([False, False, True, False, False])
+    d.ndata["test_mask"] = torch.tensor([False, False, False, True, True])
+    d.ndata["year"] = torch.tensor([1, 2, 3, 4, 5])  # not a convention: ignored
+    d.edata["feat"] = torch.tensor([0.5, 1.5, 2.5, 3.5, 4.5])  # (E,): one feature per edge
+    d.edata["etype"] = torch.tensor([0, 1, 0, 2, 1])
+    d.edata["w"] = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    g = Graph.from_dgl(d, weight="w")
+    assert g.src.tolist() == src.tolist() and g.dst.tolist() == dst.tolist()  # edge order kept
+    assert g.edge_weight.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert torch.equal(g.X, d.ndata["feat"]) and torch.equal(g.y, d.ndata["label"])
+    assert {k: v.tolist() for k, v in g.splits.items()} == {"train": [0, 1], "val": [2], "test": [3, 4]}
+    assert g.edge_feat.tolist() == [[0.5], [1.5], [2.5], [3.5], [4.5]]
+    assert torch.equal(g.edge_type, d.edata["etype"])
+    # explicit fields win over the adopted ones
+    assert Graph.from_dgl(d, y=torch.zeros(5, dtype=torch.long)).y.tolist() == [0] * 5
+    assert Graph.from_dgl(d).edge_weight.tolist() == [1.0] * 5  # no weight named: ones, as in DGL
+    # and back: to_dgl writes the same names, with each split as a boolean mask
+    e = g.to_dgl()
+    for key in ("feat", "label", "train_mask", "val_mask", "test_mask"):
+        assert torch.equal(e.ndata[key], d.ndata[key]), key
+    assert torch.equal(e.edata["feat"], g.edge_feat) and torch.equal(e.edata["w"], d.edata["w"])
