@@ -160,7 +160,9 @@ def make_encoder(task: str, graph: Graph, name: str, model_kwargs: dict[str, Any
     ``num_nodes``; other models read X, or an ``nn.Embedding(N, emb_dim)`` input when X is None.
     ``extra`` holds data-dependent constructor arguments (``num_relations``, ``num_ratings``) that the task
     passes only to the models that take them; rgcn on a graph with edge_type defaults to
-    num_relations = max(edge_type) + 1. Parameters are initialized from ``seed`` alone (global RNG
+    num_relations = max(edge_type) + 1. edge_type and edge_feat are kept while the preprocessed A has the
+    same edges in the same order, edge_feat is zero-padded for appended edges (``pad_appended_edges``), and
+    both are dropped otherwise. Parameters are initialized from ``seed`` alone (global RNG
     state is restored afterwards).
     """
     if graph.X is not None and not graph.X.is_floating_point():
@@ -183,7 +185,9 @@ def make_encoder(task: str, graph: Graph, name: str, model_kwargs: dict[str, Any
             in_dim = emb_dim if graph.X is None else graph.X.shape[1]
             model = build_model(task, name, valid, in_dim, out_dim, **kwargs)
     A = model.preprocess(graph.A, graph.edge_type)
-    if A.nnz == graph.A.nnz:
+    # Edge data follows A only while the edges stay where they were: a preprocess may keep nnz but re-sort
+    # (gcn_norm's coalesced A + I on a graph that already has every self-loop).
+    if A.nnz == graph.A.nnz and torch.equal(A.row, graph.A.row) and torch.equal(A.col, graph.A.col):
         graph = graph.replace(A=A)
     else:
         graph = graph.replace(A=A, edge_type=None, edge_feat=pad_appended_edges(graph, A))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dgl.sparse as dglsp
 import pytest
 import torch
 import torch.nn.functional as F
@@ -150,3 +151,25 @@ def test_edge_features_are_dropped_when_preprocess_reorders_the_edges():
     assert A_norm.nnz == graph.A.nnz + 12
     assert pad_appended_edges(graph, A_norm) is None
     assert pad_appended_edges(graph, ops.add_self_loops(graph.A)).shape == (graph.A.nnz + 12, 2)
+
+
+def test_edge_data_is_dropped_when_preprocess_resorts_edges_without_changing_their_number():
+    """Every self-loop already present: gcn_norm's coalesced A + I has the same nnz, in row-major order."""
+    base = two_communities()
+    A = loops_shuffled(base)
+    ef = torch.arange(A.nnz, dtype=torch.float32).unsqueeze(1)  # edge e's feature is e
+    graph = base.replace(A=A, edge_feat=ef, edge_type=torch.zeros(A.nnz, dtype=torch.long))
+    _, prepared = NodeClassification().setup(graph, "gcn", {}, seed=0)
+    assert prepared.A.nnz == A.nnz and not torch.equal(prepared.A.row, A.row)  # the case under test
+    assert prepared.edge_feat is None and prepared.edge_type is None
+    _, kept = NodeClassification().setup(graph, "sage", {}, seed=0)  # preprocess keeps A: data kept
+    assert torch.equal(kept.edge_feat, ef) and torch.equal(kept.edge_type, graph.edge_type)
+
+
+def loops_shuffled(graph: Graph):
+    """graph.A with one self-loop per node, entries in a seeded random order."""
+    from graphnet import ops
+
+    A = ops.add_self_loops(graph.A)
+    perm = torch.randperm(A.nnz, generator=torch.Generator().manual_seed(0))
+    return dglsp.spmatrix(torch.stack([A.row[perm], A.col[perm]]), A.val[perm], A.shape)
