@@ -3,12 +3,15 @@ interactions. From a config: ``[data] name = "edgelist"  path = "my_edges.csv"  
 
 Edge-list format (``load_edgelist``): one edge per line, ``src dst [weight]``, separated by commas (if the
 first data line has one) or else by whitespace/tabs; blank lines and lines starting with ``#`` or ``%`` are
-skipped; a first line whose ids are not numbers is a header (``header=None`` auto-detects). Every error is a
-DataError naming the file and the line.
+skipped; with integer ids, a first line whose ids are not numbers is a header (``header=None`` auto-detects).
+With ``node_ids="names"`` no test can tell a header from an edge: the first line is an edge unless
+``header=True`` (a warning names it when its two nodes occur nowhere else). Every error is a DataError naming
+the file and the line.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from pathlib import Path
@@ -17,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from graphnet.errors import DataError
+
+log = logging.getLogger(__name__)
 
 MAX_NODE_ID = 2**31 - 1  # larger ids are almost surely a parse mistake and would overflow edge keys
 
@@ -97,10 +102,10 @@ def parse_edgelist(
             else [p.strip() for p in line.split(delimiter)]
         )
         if first:
-            first = False
+            first, first_line = False, lineno
             is_header = header
             if header is None:  # auto: a header's first two fields are not numbers
-                is_header = node_ids == "int" and len(parts) >= 2 and not all(_is_int(p) for p in parts[:2])
+                is_header = node_ids == "int" and len(parts) >= 2 and not all(is_int(p) for p in parts[:2])
             if is_header:
                 continue
         if ncols is None:
@@ -149,10 +154,19 @@ def parse_edgelist(
     if not src:
         raise DataError(f"{what}: no edges found (empty file, or only comments/header)")
     s, d = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+    if node_ids == "names" and header is None and len(s) > 1:
+        # Names cannot tell a header from an edge; a header reads as an edge between two nodes that
+        # occur nowhere else, which is worth a word (a real edge like that is rare).
+        rest = np.concatenate([s[1:], d[1:]])
+        if not np.isin([s[0], d[0]], rest).any():
+            order = list(names)
+            log.warning("%s, line %d: read as the edge %r -> %r, whose two nodes occur nowhere else; if it "
+                        "is a header, pass header=true", what, first_line, order[s[0]], order[d[0]])
     return s, d, (np.asarray(wts, dtype=np.float64) if weighted else None), list(names)
 
 
-def _is_int(s: str) -> bool:
+def is_int(s: str) -> bool:
+    """Whether ``strict_int`` accepts ``s`` (header detection: a header's fields are not integers)."""
     return _INT.fullmatch(s) is not None
 
 
@@ -170,7 +184,7 @@ def _read_labels(path: Path, n: int, node_index: dict[str, int] | None) -> np.nd
         parts = [p.strip() for p in line.split(",")] if "," in line else line.split()
         if first:
             first = False
-            if len(parts) == 2 and not _is_int(parts[1]):
+            if len(parts) == 2 and not is_int(parts[1]):
                 continue  # header
         if len(parts) != 2:
             raise DataError(f"{what}, line {lineno}: expected 2 columns (node, label), got {len(parts)}")

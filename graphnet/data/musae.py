@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from graphnet.data.generic import MAX_NODE_ID, read_text, strict_int
+from graphnet.data.generic import MAX_NODE_ID, is_int, read_text, strict_int
 from graphnet.errors import DataError
 
 
@@ -43,6 +43,10 @@ def read_edges_csv(path: Path, what: str) -> np.ndarray:
     lines = text.splitlines()
     if not lines:
         raise DataError(f"{what}: file is empty, expected a header line and 'u,v' rows")
+    head = [p.strip() for p in lines[0].split(",")]
+    if len(head) == 2 and all(map(is_int, head)):  # skipping it would drop an edge without a word
+        raise DataError(f"{what}, line 1: expected a header such as 'id_1,id_2', got the edge "
+                        f"{lines[0][:60]!r}")
     try:  # fast path: a clean numeric body
         with warnings.catch_warnings():  # an empty body is handled below, not worth a UserWarning
             warnings.simplefilter("ignore", UserWarning)

@@ -411,6 +411,17 @@ def test_musae_integer_labels_keep_their_numbers(tmp_path):
     assert g.meta["class_names"] == [str(c) for c in range(12)]
 
 
+def test_musae_edges_file_without_a_header_is_refused(tmp_path):
+    """Line 1 is skipped as the header: a headerless file would lose its first edge without a word."""
+    path = tmp_path / "edges.csv"
+    path.write_text("0,1\n1,2\n2,3\n")
+    with pytest.raises(DataError, match=r"edges.csv, line 1: expected a header such as 'id_1,id_2', got "
+                                         r"the edge '0,1'"):
+        musae.read_edges_csv(path, f"edges file {path}")
+    path.write_text("id_1,id_2\n0,1\n1,2\n2,3\n")
+    assert musae.read_edges_csv(path, "edges").tolist() == [[0, 1], [1, 2], [2, 3]]
+
+
 def test_processed_cache_of_an_unpinned_dataset_follows_its_files(tmp_path, monkeypatch):
     """The card cannot hash [[unpinned]] files, so the cache key holds their pinned sha256: a replaced (and
     re-pinned) file rebuilds the graph instead of serving the cache of the old one."""
@@ -538,6 +549,22 @@ def test_edgelist_weighted_undirected_max_sum_and_directed():
     assert Dd[1, 0] == 2.5 and Dd[0, 1] == 4.0 and Dd[0, 2] == 1.0 * 0 + 0.5 and Dd[2, 0] == 0  # A[dst, src]
     via_config = data.load_config({"name": "edgelist", "path": str(p), "directed": True})
     assert torch.equal(via_config.A.to_dense(), Dd)
+
+
+def test_edgelist_names_header_is_an_edge_unless_said_and_a_lone_first_edge_is_named(tmp_path, caplog):
+    path = tmp_path / "names.csv"
+    path.write_text("source,target\nalice,bob\nbob,carol\n")
+    with caplog.at_level("WARNING", logger="graphnet.data.generic"):
+        g = generic.load_edgelist(path, node_ids="names")
+    assert g.meta["node_names"] == ["source", "target", "alice", "bob", "carol"]  # as documented
+    assert f"edge list {path}, line 1: read as the edge 'source' -> 'target', whose two nodes occur " \
+           "nowhere else; if it is a header, pass header=true" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="graphnet.data.generic"):
+        g = generic.load_edgelist(path, node_ids="names", header=True)
+        assert g.meta["node_names"] == ["alice", "bob", "carol"] and g.num_edges == 4
+        generic.load_edgelist(FIXTURES / "node_edgelist_names.tsv", node_ids="names")  # a connected line 1
+    assert caplog.text == ""
 
 
 def test_edgelist_names_labels_and_comments():
