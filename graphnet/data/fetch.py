@@ -58,8 +58,9 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _TIMEOUT = 60.0  # seconds per socket operation, so a dead network fails instead of hanging
 # Bump when the processed-cache layout or a loader's output changes (2: MUSAE numeric labels are ordered as
-# numbers, 2026-12-07), so that caches built by the old code are never served.
-CACHE_VERSION = 2
+# numbers, 2026-12-07; 3: KG drop_unseen takes its vocabularies from train, 2026-12-07), so that caches
+# built by the old code are never served.
+CACHE_VERSION = 3
 
 
 # ----------------------------------------------------------------------------------------- paths

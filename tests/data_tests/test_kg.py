@@ -112,12 +112,22 @@ def test_fb15k237_unseen_entities_and_drop_unseen():
         assert int((~seen[ents]).sum()) == n
         # unseen entities have no training edge in A
         assert not bool(torch.isin(ents[~seen[ents]], torch.cat([g.A.row, g.A.col])).any())
+    # PyKEEN's rule: vocabularies from train alone (its FB15k-237: 14,505 entities, 310,079 triples)
     d = load("fb15k-237", drop_unseen=True)
-    for split in ("val", "test"):
-        T = d.edge_splits[split]
-        assert bool(seen[T[:, 0]].all() and seen[T[:, 2]].all())
-        assert T.shape[0] + d.meta["dropped_unseen"][split] == g.edge_splits[split].shape[0]
-        assert d.meta["dropped_unseen"][split] > 0
+    assert d.num_nodes == d.meta["num_entities"] == 14505 and d.meta["num_relations"] == 237
+    assert [d.edge_splits[s].shape[0] for s in ("train", "val", "test")] == [272115, 17526, 20438]
+    assert d.meta["dropped_unseen"] == {"val": 9, "test": 28}
+    names = g.meta["entity_names"]
+    assert d.meta["entity_names"] == [names[i] for i in torch.nonzero(seen).view(-1).tolist()]
+
+    def by_name(G, T):
+        ent, rel = G.meta["entity_names"], G.meta["relation_names"]
+        return [(ent[h], rel[r], ent[t]) for h, r, t in T.tolist()]
+
+    for split in ("train", "val", "test"):  # the same triples by name, in file order, where kept
+        kept = {tuple(x) for x in by_name(d, d.edge_splits[split])}
+        full = by_name(g, g.edge_splits[split])
+        assert [x for x in full if x in kept] == by_name(d, d.edge_splits[split])
 
 
 def test_filter_index_matches_brute_force():
@@ -172,12 +182,13 @@ def test_tiny_fixture_by_hand():
     assert kg.filter_mask(idx["head"], torch.tensor([[0, 0, 2]])).tolist() == [[False, True, False, False]]
     # unknown query: nothing masked
     assert not kg.filter_mask(idx["tail"], torch.tensor([[3, 1, 0]])).any()
+    # drop_unseen (PyKEEN's rule): d occurs only in the dropped test triple (a, r2, d), so it is no entity,
+    # no ranking candidate, and nothing is left to filter for it
     d = kg.load_triples({"name": "tiny"}, FIXTURES / "kg_tiny", drop_unseen=True)
     assert d.edge_splits["test"].shape == (0, 3) and d.meta["dropped_unseen"] == {"val": 0, "test": 1}
-    # the dropped (a, r2, d) is no longer evaluated but is still true: query (a, r2, ?) with target c masks d
-    assert d.edge_splits["test_dropped"].tolist() == [[0, 1, 3]] and d.edge_splits["val_dropped"].numel() == 0
-    assert kg.filter_mask(kg.filter_index(d)["tail"], torch.tensor([[0, 1, 2]])).tolist() == [
-        [False, False, False, True]]
+    assert d.meta["entity_names"] == ["a", "b", "c"] and d.num_nodes == 3 and set(d.edge_splits) == {
+        "train", "val", "test"}
+    assert torch.equal(d.A.to_dense(), dense[:3, :3]) and d.edge_splits["val"].tolist() == [[1, 0, 2]]
 
 
 def test_user_triples_file_errors(tmp_path):
