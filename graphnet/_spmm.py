@@ -43,12 +43,16 @@ values that require grad, materialises a dense N x N gradient.
 Caching: the CSR index arrays of A and of A^T (from DGL's ``A.csr()`` / ``A.csc()``, as int32, which
 MKL wants, plus the value *permutations*; never values) are kept per sparsity pattern in ``_PATTERNS``.
 The key is the address of A's COO row and column index storage, which ``dglsp.val_like`` shares, so a
-new matrix with the same structure (e.g. attention values every step) reuses them. An entry is dropped
-by a weakref callback as soon as either index storage dies, so the cache cannot outlive the matrices
-(no leak) and an address cannot be reused while its entry exists (no stale hit). Values are read from A
-at every call, so changing or learning them is always seen. Per-matrix facts (values in CSR / CSC
-order, the D_r B D_c test) are cached on the matrix object itself, keyed by the values' version counter
-(in-place updates bump it; writes through ``.data`` do not and are not seen), so they die with it.
+new matrix with the same structure (e.g. attention values every step) reuses them; the entry also
+records the index arrays' version counters, so indices rewritten in place give a new entry. An entry is
+dropped by a weakref callback as soon as either index storage dies, so the cache cannot outlive the
+matrices (no leak) and an address cannot be reused while its entry exists (no stale hit). Values are
+read from A at every call, so changing or learning them is always seen. Per-matrix facts (values in
+CSR / CSC order, the D_r B D_c test) are cached on the matrix object itself, keyed by the values'
+version counter, so they die with it. Version counters see every in-place update (optimizer steps,
+``copy_``, ``mul_``, writes under ``no_grad``) but not writes through ``.data``: a matrix whose values
+or indices are changed through ``.data`` must be rebuilt (``dglsp.val_like``). Nothing is cached for
+tensors of ``torch.inference_mode``, which have no version counter.
 """
 
 from __future__ import annotations
@@ -110,7 +114,9 @@ class _Pattern:
         arange = None if perm is None else torch.arange(self.nnz, device=perm.device, dtype=perm.dtype)
         if perm is None or torch.equal(perm, arange):
             return None  # identity: skip the gather/scatter on every call
-        return self._own(perm)
+        # int64 always: index_copy_ (the value gradient) takes no other index type; int32 indices give an
+        # int32 permutation.
+        return self._own(perm) if perm.dtype == torch.int64 else perm.long()
 
     def build_t(self, A: SparseMatrix) -> None:
         if self.t is None:
@@ -189,21 +195,32 @@ def _drop(key: tuple, token: int) -> None:
         del _PATTERNS[key]
 
 
+def _cacheable(*ts: Tensor) -> bool:
+    """Whether caches keyed by these tensors' version counters are valid: inference tensors (made in
+    ``torch.inference_mode``) have none, and results computed there cannot be saved for a later backward."""
+    return not torch.is_inference_mode_enabled() and not any(t.is_inference() for t in ts)
+
+
 def _pattern(A: SparseMatrix) -> _Pattern:
     """The cached index arrays of A's sparsity pattern (built on first use; see module docstring)."""
     row, col = A.coo()
     nnz = row.numel()
+    if not _cacheable(row, col):
+        return _Pattern(A, avoid=set())  # no version to key on: built for this call only
     # Tensor attributes are ~50x cheaper than SparseMatrix properties (TorchScript calls): use them.
     key = (row.data_ptr(), col.data_ptr(), row.dtype, nnz, A.shape, row.device)
+    # The versions catch index arrays rewritten in place (idx.copy_(...), then a new matrix on idx): the
+    # same storage then holds another pattern.
+    versions = (row._version, col._version)
     p = _PATTERNS.get(key)
-    if p is None:
+    if p is None or p.versions != versions:
         storages = {row.untyped_storage(), col.untyped_storage()} if nnz else set()
         p = _Pattern(A, avoid={s.data_ptr() for s in storages})
-        p.token = next(_TOKENS)
+        p.token, p.versions = next(_TOKENS), versions
         # The weakref objects must stay alive for their callbacks to fire; the entry owns them.
         p.refs = [weakref.ref(s, lambda _, k=key, t=p.token: _drop(k, t)) for s in storages]
         if nnz:  # an empty pattern is fully described by its key; keep none (nothing to leak)
-            _PATTERNS[key] = p
+            _PATTERNS[key] = p  # replaces an entry of rewritten indices (its callbacks check the token)
     return p
 
 
@@ -261,13 +278,14 @@ def _scaling(A: SparseMatrix, val: Tensor, pat: _Pattern, cache: bool):
     Tried only for the scalings in _SCALINGS, computed from B's entry counts; cached on A (when
     ``cache``, i.e. val is A.val) by the values' version. A 64-entry probe rejects other values first.
     """
+    if not cache:
+        return _find_scaling(A, val, pat)
     key = (val._version, val.data_ptr())
-    cached = A.__dict__.get(_SCALE_ATTR) if cache else None
+    cached = A.__dict__.get(_SCALE_ATTR)
     if cached is not None and cached[0] == key:
         return cached[1]
     result = _find_scaling(A, val, pat)
-    if cache:
-        A.__dict__[_SCALE_ATTR] = (key, result)
+    A.__dict__[_SCALE_ATTR] = (key, result)
     return result
 
 
@@ -297,6 +315,7 @@ def _fast(A: SparseMatrix, val: Tensor, X: Tensor, own: bool = True) -> Tensor:
     tensor (e.g. upcast) is new at every call and may reuse a freed address: never cache on it.
     """
     pat = _pattern(A)
+    own = own and _cacheable(val)
     grad = torch.is_grad_enabled()
     if grad and X.requires_grad:
         pat.build_t(A)

@@ -185,7 +185,9 @@ def spmm(A: SparseMatrix, X: Tensor) -> Tensor:
     """Sparse x dense product ``A @ X``: (N_dst, N_src) x (N_src, F) -> (N_dst, F).
 
     The single entry point every layer uses. The kernel is chosen here (see graphnet._spmm);
-    gradients to X and to ``A.val`` are exact.
+    gradients to X and to ``A.val`` are exact. Facts derived from A (index layouts, reordered values) are
+    cached per matrix and keyed by the tensors' version counters, which every in-place update bumps; a
+    write through ``.data`` does not, so values or indices changed that way need a new matrix.
     """
     from graphnet._spmm import spmm as _impl
 

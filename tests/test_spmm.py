@@ -322,3 +322,55 @@ def test_cache_outlives_parent_while_a_child_shares_the_structure():
     gc.collect()
     assert _spmm._pattern(child) is pat  # the COO storage is still alive through the child
     torch.testing.assert_close(spmm(child, X), _dense(row, col, w, (40, 40)) @ X)
+
+
+@pytest.mark.parametrize("values", ["rand", "ones"])
+def test_index_tensor_rewritten_in_place_gives_the_new_pattern(values):
+    """A reused index buffer (a sampler's output, say): each new matrix on it is a new pattern."""
+    N, E = 20, 80
+    X = torch.randn(N, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    idx = torch.empty(2, E, dtype=torch.long)
+    for step in range(3):
+        row, col, val = _matrix((N, N), E, seed=step, values=values)
+        idx.copy_(torch.stack([row, col]))  # same storage, new edges
+        A = dglsp.spmatrix(idx, val, (N, N))
+        torch.testing.assert_close(spmm(A, X), _dense(row, col, val, (N, N)) @ X, rtol=1e-12, atol=1e-12)
+        Xf = X.float().requires_grad_(True)  # the float32 paths (copy_u for ones) and dX
+        spmm(dglsp.val_like(A, val.float()), Xf).sum().backward()
+        torch.testing.assert_close(Xf.grad.double(), _dense(row, col, val, (N, N)).sum(0).unsqueeze(1)
+                                   .expand(N, 4), rtol=1e-5, atol=1e-5)
+
+
+def test_inference_mode_matrices_and_evaluate_then_train_on_a_cached_matrix():
+    """Inference tensors have no version counter; nothing computed there may be cached for training."""
+    row, col, val = _matrix((30, 30), 150, dtype=torch.float32)
+    X = torch.randn(30, 5, generator=torch.Generator().manual_seed(1))
+    ref = (_dense(row, col, val, (30, 30)) @ X.double()).float()
+    with torch.inference_mode():
+        for v in (val, torch.ones_like(val)):
+            A_inf = dglsp.spmatrix(torch.stack([row, col]), v.clone(), (30, 30))
+            expected = ref if v is val else (_dense(row, col, v, (30, 30)) @ X.double()).float()
+            torch.testing.assert_close(spmm(A_inf, X.clone()), expected, rtol=1e-5, atol=1e-5)
+    A = ops.gcn_norm(dglsp.spmatrix(torch.stack([row, col]), torch.ones(150), (30, 30)))  # copy_u path
+    with torch.inference_mode():
+        first = spmm(A, X)
+    Xg = X.clone().requires_grad_(True)
+    out = spmm(A, Xg)  # a training step on the same matrix after evaluating it
+    out.sum().backward()
+    torch.testing.assert_close(out.detach(), first)
+    col_sums = _dense(A.row, A.col, A.val, (30, 30)).sum(0)  # d sum(A X) / dX[j, f] = sum_i A[i, j]
+    torch.testing.assert_close(Xg.grad.double(), col_sums.unsqueeze(1).expand(30, 5), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("F", [1, 5])
+def test_int32_indices_give_the_value_gradient(F):
+    """dgl.graph(...).int().adj() has int32 indices: its CSR permutation is int32, index_copy_ wants int64."""
+    row, col, val0 = _matrix((30, 30), 150)  # unsorted: a real permutation
+    val = val0.clone().requires_grad_(True)
+    A = dglsp.spmatrix(torch.stack([row, col]).int(), val, (30, 30))
+    X = torch.randn(30, F, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    G = torch.randn(30, F, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    spmm(A, X).backward(G)
+    v_ref = val0.clone().requires_grad_(True)
+    (_dense(row, col, v_ref, (30, 30)) @ X).backward(G)
+    torch.testing.assert_close(val.grad, v_ref.grad, rtol=1e-12, atol=1e-12)
