@@ -118,7 +118,9 @@ class TrainConfig:
         lr, weight_decay: optimizer settings (weight decay is L2 for adam/sgd, decoupled for adamw).
         optimizer: adam | adamw | sgd; momentum: sgd momentum.
         scheduler: none | step (lr *= lr_gamma every lr_step epochs) | cosine (to 0 over ``epochs``) |
-            plateau (lr *= lr_gamma after lr_step evaluations without improvement of ``monitor``).
+            plateau (torch's ReduceLROnPlateau with patience = lr_step: lr *= lr_gamma at the
+            (lr_step + 1)-th evaluation in a row without improvement of ``monitor`` by its default
+            relative threshold 1e-4).
         grad_clip: max global L2 norm of the gradients; 0 = off.
         monitor: metric key that picks the best epoch and drives early stopping; "" = the task's default.
         mode: max | min | auto (the task's direction for its default monitor; else min for keys ending

@@ -19,7 +19,8 @@ from graphnet.io import atomic_open, atomic_write_text
 
 
 def summarize(values: dict[str, Sequence[float | None]]) -> dict[str, dict[str, Any]]:
-    """Per key: mean, unbiased std (None for n = 1), values and n. A missing/NaN value makes mean/std None.
+    """Per key: mean, unbiased std (None for n = 1), values and n. A missing or non-finite (NaN, +-inf)
+    value is recorded as None and makes mean/std None (no mean over the seeds that survived).
 
     Formula: std = sqrt(sum_i (x_i - mean)^2 / (n - 1)).
     """
@@ -44,10 +45,11 @@ def _fmt(x: float | None) -> str:
 
 
 def table_rows(summary: dict[str, dict[str, Any]]) -> list[list[str]]:
-    """[metric, mean, std, n, values] rows, header first."""
+    """[metric, mean, std, n, values] rows, header first; a None mean/std is an empty cell, a None value
+    "n/a"."""
     rows = [["metric", "mean", "std", "n", "values"]]
     for key, s in summary.items():
-        values = " ".join(_fmt(v) or "nan" for v in s["values"])
+        values = " ".join(_fmt(v) or "n/a" for v in s["values"])  # n/a: missing, NaN or inf
         rows.append([key, _fmt(s["mean"]), _fmt(s["std"]), str(s["n"]), values])
     return rows
 

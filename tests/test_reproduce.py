@@ -221,6 +221,12 @@ def test_a_diverged_seed_makes_the_row_nan_not_a_mean_of_the_survivors(tmp_path)
     assert records[0]["values"] == {"test_hits@20": [0.38, None]}
     by_name = {r["name"]: r for r in mt.ROWS}
     assert mt.gap(by_name["ogbl-ddi_gcn"], table["ogbl-ddi_gcn"]) is None
+    # a run whose metrics lack the key (a crashed seed's partial results) counts the same way
+    line["runs"][1]["metrics"] = {}
+    ledger.write_text(json.dumps(line) + "\n")
+    table, records = mt.build(ledger)
+    assert "| hits@20 n/a (1 of 2 runs NaN) |" in table["ogbl-ddi_gcn"]
+    assert records[0]["values"] == {"test_hits@20": [0.38, None]}
 
 
 def test_runs_of_uncommitted_code_are_marked_in_the_table(tmp_path):
