@@ -9,7 +9,8 @@
 
 Exit codes: 0 success; 2 a user mistake (any GraphnetError: config, data, graph; or bad arguments),
 reported as one line on stderr; 1 an unexpected error, one line plus a hint (``--debug`` re-raises it
-with the traceback); 130 interrupted. Only this module prints. torch and dgl are imported only by the
+with the traceback); 130 interrupted; 141 stdout closed by its reader (``| head``), silently. Only this
+module prints. torch and dgl are imported only by the
 commands that train or load data, so ``--help`` and ``list`` answer at once.
 """
 
@@ -18,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
+import select
 import sys
 from typing import Any
 
@@ -101,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args)
     try:
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's flush at exit
+        return code
     except KeyboardInterrupt:
         if args.debug:
             raise
@@ -112,12 +117,35 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"graphnet: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except BrokenPipeError as e:
+        if not _stdout_closed():
+            return _unexpected(e, args)
+        # The reader of stdout went away (`graphnet list models | head -1`): not graphnet's error. stdout
+        # goes to devnull so that the interpreter's last flush does not raise again (as Python's docs do).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE: what a shell reports for a command stopped by a closed pipe
     except Exception as e:
-        if args.debug:
-            raise
-        print(f"graphnet: error: {type(e).__name__}: {_one_line(e)} "
-              "(run again with --debug for the traceback)", file=sys.stderr)
-        return 1
+        return _unexpected(e, args)
+
+
+def _unexpected(e: Exception, args: argparse.Namespace) -> int:
+    """Exit code 1 and one line for an error that is not a GraphnetError (the traceback with --debug)."""
+    if args.debug:
+        raise e
+    print(f"graphnet: error: {type(e).__name__}: {_one_line(e)} "
+          "(run again with --debug for the traceback)", file=sys.stderr)
+    return 1
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone: poll reports an error on its write end. (Another
+    BrokenPipeError, e.g. from a --nproc worker's connection, stays an error.)"""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no file descriptor
+        return False
 
 
 def _one_line(e: BaseException) -> str:

@@ -131,8 +131,11 @@ class Trainer:
                               f"{SPLITS}")
         for key, name in [("monitor", split)] + [("track", t) for t in cfg.track]:
             if name not in graph.splits and name not in graph.edge_splits:
-                raise ConfigError(f"train.{key}: the graph has no {name!r} split (it has "
-                                  f"{', '.join(sorted({*graph.splits, *graph.edge_splits})) or 'none'})")
+                # Recommendation/rating data ships train/test only: the task can hold out a validation split.
+                hint = ("; set task.val_frac (e.g. 0.1) to hold out that share of the training pairs as "
+                        "'val'" if name == "val" and hasattr(task, "val_frac") else "")
+                have = ", ".join(sorted({*graph.splits, *graph.edge_splits})) or "none"
+                raise ConfigError(f"train.{key}: the graph has no {name!r} split (it has {have}){hint}")
         if split == "test":  # allowed for papers that have no validation split (LightGCN), never silent
             log.warning("train.monitor=%r selects the best epoch on the test split: its test metrics are "
                         "optimistic, not held-out estimates", monitor)

@@ -94,6 +94,11 @@ def test_unexpected_errors_exit_1_with_a_hint_and_debug_shows_them(tmp_path, cap
     monkeypatch.setattr(graphnet.run, "run", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     assert cli.main(["run", cfg]) == 130
     assert "--resume" in capsys.readouterr().err
+    # a broken pipe that is not stdout's (a --nproc worker's connection) stays an unexpected error
+    broken = BrokenPipeError(32, "Broken pipe")
+    monkeypatch.setattr(graphnet.run, "run", lambda *a, **k: (_ for _ in ()).throw(broken))
+    assert cli.main(["run", cfg]) == 1
+    assert "BrokenPipeError" in one_line_error(capsys)
 
 
 def test_run_prints_the_table_and_the_run_directory(tmp_path, capsys):
@@ -172,6 +177,15 @@ def test_help_and_list_do_not_import_torch_or_dgl():
     out = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
+
+
+def test_a_reader_closing_stdout_is_a_quiet_exit_141():
+    """`graphnet list models | head -1`: the pipe closes under the writer; no error line, 128 + SIGPIPE."""
+    p = subprocess.Popen([sys.executable, "-m", "graphnet", "list", "models"], env=ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # before the child writes anything: its output meets a pipe without a reader
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 141 and err == b""
 
 
 def test_python_m_graphnet_is_the_console_script():

@@ -98,11 +98,17 @@ def load(name: str, root: str | Path | None = None, mirror: str | Path | None = 
     """Load catalog dataset ``name`` as a Graph (cached; files fetched and verified as needed).
 
     Args:
-        name: a catalog name (``list_datasets()``).
+        name: a catalog name (``list_datasets()``), or a loader of the user's own files (``GENERIC``:
+            edgelist, npz, triples, interactions; ``path`` names the file, nothing is fetched or cached).
         root: data directory (default ``$GRAPHNET_DATA`` or ``~/.cache/graphnet``).
         mirror: offline mirror holding ``<name>/<file>`` (default ``$GRAPHNET_MIRROR``).
         **options: loader options, overriding the card's ``[options]``.
     """
+    if name in GENERIC:
+        if root is not None or mirror is not None:
+            raise DataError(f"load({name!r}): reads the user's file at 'path'; root and mirror apply to "
+                            "catalog datasets only")
+        return load_config({"name": name, **options})
     card = load_card(name)
     opts = resolve_options(card, options)
     loader = LOADERS.get(card["loader"])

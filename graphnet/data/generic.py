@@ -40,7 +40,9 @@ def strict_int(tok: str) -> int:
 def read_text(path: Path, what: str) -> str:
     """The file as UTF-8 text; a missing file or a bad byte is a DataError naming the file (and line)."""
     if not path.is_file():
-        raise DataError(f"{what}: file not found: {path}")
+        where = "" if path.is_absolute() else f" (relative paths are read from the working directory: " \
+                                               f"{path.resolve()})"
+        raise DataError(f"{what}: file not found: {path}{where}")
     data = path.read_bytes()
     try:
         return data.decode("utf-8")

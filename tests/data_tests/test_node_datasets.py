@@ -567,6 +567,23 @@ def test_edgelist_names_header_is_an_edge_unless_said_and_a_lone_first_edge_is_n
     assert caplog.text == ""
 
 
+def test_load_takes_the_generic_loaders_by_name(tmp_path):
+    """graphnet.load("edgelist", path=...) is load_config's route, as [data] name = "edgelist" is."""
+    import graphnet
+
+    g = graphnet.load("edgelist", path=str(FIXTURES / "node_edgelist_names.tsv"), node_ids="names")
+    ref = generic.load_edgelist(FIXTURES / "node_edgelist_names.tsv", node_ids="names")
+    assert g.meta["node_names"] == ref.meta["node_names"] and torch.equal(g.A.to_dense(), ref.A.to_dense())
+    with pytest.raises(DataError, match=r"load\('edgelist'\): reads the user's file at 'path'; root and "
+                                         "mirror apply to catalog datasets only"):
+        graphnet.load("edgelist", root=tmp_path, path="x.csv")
+    with pytest.raises(DataError, match="loader 'edgelist' needs key 'path'"):
+        graphnet.load("edgelist")
+    with pytest.raises(DataError, match=r"file not found: no/such.csv \(relative paths are read from the "
+                                         r"working directory: /.*/no/such.csv\)"):
+        graphnet.load("edgelist", path="no/such.csv")
+
+
 def test_edgelist_names_labels_and_comments():
     g = generic.load_edgelist(FIXTURES / "node_edgelist_names.tsv", node_ids="names")
     assert g.meta["node_names"] == ["alice", "bob", "carol", "dave"]

@@ -264,3 +264,19 @@ def test_out_of_range_user_or_item_ids_are_refused(key, row, col, bad, what):
     where = rf"task 'rec': edge_splits\['{key}'\] row {row} column {col}"
     with pytest.raises(GraphError, match=f"{where}: {what}"):
         Recommendation().setup(broken, "mf", {}, seed=0)
+
+
+def test_data_without_val_split_names_task_val_frac_as_the_way_out():
+    """Catalog rec/rating data ships train/test only while the default monitor is val_recall@20."""
+    from graphnet.config import TrainConfig
+    from graphnet.train import Trainer
+
+    graph, task = random_interactions(), Recommendation()
+    model, g = task.setup(graph, "mf", {}, seed=0)
+    with pytest.raises(ConfigError, match=r"train.monitor: the graph has no 'val' split \(it has test, "
+                                          r"train\); set task.val_frac \(e.g. 0.1\)"):
+        Trainer(TrainConfig(device="cpu", epochs=1), progress=False).fit(model, task, g)
+    task = Recommendation(val_frac=0.1)
+    model, g = task.setup(graph, "mf", {}, seed=0)
+    out = Trainer(TrainConfig(device="cpu", epochs=1), progress=False).fit(model, task, g)
+    assert "val_recall@20" in out["history"][0]
