@@ -243,7 +243,9 @@ def run_seed(cfg: ExperimentConfig, graph: Any, seed: int, seed_dir: Path, progr
     setup_s = time.perf_counter() - t0
     trainer = Trainer(cfg.train, seed=seed, checkpoint=seed_dir / "checkpoint.pt", progress=progress)
     out = trainer.fit(model, task, prepared, resume=resume)
-    times = {**out.pop("times"), "setup_s": setup_s, "total_s": time.perf_counter() - t0}
+    times = out.pop("times")
+    # total = this process's setup + the fit's wall time, which after --resume includes the earlier work
+    times = {**times, "setup_s": setup_s, "total_s": setup_s + times.pop("wall_s")}
     return {**out, "seed": seed, "config": cfg.to_dict(), "times": times, "started_at": started,
             "finished_at": _now(), "num_parameters": sum(p.numel() for p in model.parameters()),
             "versions": versions(), "git_commit": git_state()[0], "git_dirty": git_state()[1]}

@@ -116,7 +116,8 @@ class Trainer:
         Returns:
             {"metrics": {"<split>_<metric>": float}, "history": [{"epoch", "loss", "lr", "time_s",
             "val_...": ...}], "best_epoch", "epochs_run", "stopped_early", "monitor", "device", "amp",
-            "times": {"train_s", "eval_s"}}. Epochs count from 0.
+            "times": {"train_s", "eval_s", "wall_s" (all of fit; across a resume, as the others)}}.
+            Epochs count from 0.
         """
         cfg = self.cfg
         device = resolve_device(cfg.device)
@@ -161,6 +162,9 @@ class Trainer:
         if resume and self.checkpoint is not None and self.checkpoint.exists():
             s = self._restore(device, model, opt, sched, scaler, gen)
             log.info("resumed from %s at epoch %d", self.checkpoint, s["epoch"])
+        # Wall time of the work the result is made of: the checkpoint's, then this process's (the work
+        # after the last checkpoint of a killed process was lost and is redone, as train_s counts it).
+        fit_t0, wall0 = time.perf_counter(), s.get("wall_s", s["train_s"] + s["eval_s"])
 
         from tqdm.auto import tqdm
 
@@ -216,6 +220,7 @@ class Trainer:
                          monitor, s["best_value"], s["best_epoch"])
                 break
             if self.checkpoint and cfg.checkpoint_every and s["epoch"] % cfg.checkpoint_every == 0:
+                s["wall_s"] = wall0 + time.perf_counter() - fit_t0
                 self._save(model, opt, sched, scaler, gen, s)
         bar.close()
 
@@ -232,7 +237,8 @@ class Trainer:
         return {"metrics": metrics, "history": s["history"], "best_epoch": s["best_epoch"],
                 "epochs_run": s["epoch"], "stopped_early": stopped, "monitor": monitor, "device": str(device),
                 "amp": cfg.amp if s["amp_on"] else "off", "world_size": distributed.world_size(),
-                "times": {"train_s": s["train_s"], "eval_s": s["eval_s"]}}
+                "times": {"train_s": s["train_s"], "eval_s": s["eval_s"],
+                          "wall_s": wall0 + time.perf_counter() - fit_t0}}
 
 
     def _restore(self, device, model, opt, sched, scaler, gen) -> dict[str, Any]:

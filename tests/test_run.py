@@ -227,6 +227,9 @@ def test_resume_after_interruption_gives_identical_results(tmp_path, monkeypatch
     assert (run_dir / "seed-0" / "results.json").read_bytes() == seed0  # finished seeds are kept as they are
     results = check_run_dir(run_dir, [0, 1, 2])
     assert results[1]["epochs_run"] == 20
+    for r in results:  # the resumed seed's total counts the killed process's work too, as train_s does
+        t = r["times"]
+        assert t["total_s"] >= t["setup_s"] + t["train_s"] + t["eval_s"], t
     for key, s in ref["metrics"].items():
         assert summary["metrics"][key]["values"] == s["values"], key  # bit-identical on CPU
     ref1 = read_json(Path(ref["run_dir"]) / "seed-1" / "results.json")
