@@ -249,11 +249,31 @@ def holdout_val(graph: Graph, frac: float, seed: int, aligned: tuple[str, ...] =
     return graph.replace(edge_splits=es)
 
 
-def require_split(task: str, splits: dict[str, Tensor], key: str, what: str) -> Tensor:
-    """splits[key] or a GraphError naming the task, the key and the keys present."""
+def require_split(task: str, splits: dict[str, Tensor], key: str, what: str,
+                  graph: Graph | None = None) -> Tensor:
+    """splits[key] or a GraphError naming the task, the key and the keys present (and, given the graph,
+    the task its data suits)."""
     if key not in splits:
-        raise GraphError(f"task {task!r}: expected {what} {key!r}, got keys {sorted(splits)}")
+        hint = suited_task_hint(graph, task) if graph is not None else ""
+        raise GraphError(f"task {task!r}: expected {what} {key!r}, got keys {sorted(splits)}{hint}")
     return splits[key]
+
+
+def suited_task_hint(graph: Graph, task: str) -> str:
+    """"; dataset 'x' suits task.name = 'kg'" for the task the graph's data is laid out for, or ""."""
+    es = graph.edge_splits
+    if any(t.dim() == 2 and t.shape[1] == 3 for t in es.values()):
+        suited = "kg"
+    elif "train_rating" in es:
+        suited = "rating"
+    elif "num_users" in graph.meta:
+        suited = "rec"
+    elif graph.y is not None:
+        suited = "node"
+    else:
+        suited = "link"  # any graph: held-out edges are split off
+    name = f"dataset {graph.name!r}" if graph.name else "this graph"
+    return "" if suited == task else f"; {name} suits task.name = {suited!r}"
 
 
 def check_id_columns(task: str, splits: dict[str, Tensor], width: int | None,

@@ -122,7 +122,7 @@ class KGCompletion:
 
     def setup(self, graph: Graph, model_name: str, model_kwargs: dict[str, Any],
               seed: int) -> tuple[nn.Module, Graph]:
-        train = require_split("kg", graph.edge_splits, "train", "triples")
+        train = require_split("kg", graph.edge_splits, "train", "triples", graph)
         n = int(graph.meta.get("num_entities", graph.num_nodes))
         if n != graph.num_nodes:
             raise GraphError(f"task 'kg': meta['num_entities']={n} but A has {graph.num_nodes} nodes")

@@ -18,7 +18,14 @@ from graphnet.errors import GraphError
 from graphnet.graph import Graph
 from graphnet.metrics import accuracy
 from graphnet.sampling import MiniBatch
-from graphnet.tasks import check_batch_size, encoder_names, make_encoder, make_sampler, require_split
+from graphnet.tasks import (
+    check_batch_size,
+    encoder_names,
+    make_encoder,
+    make_sampler,
+    require_split,
+    suited_task_hint,
+)
 
 
 def _check_labelled(split: str, idx: Tensor, y: Tensor) -> None:
@@ -73,7 +80,8 @@ class NodeClassification:
         y = graph.y
         if y is None or y.dim() != 1 or y.dtype.is_floating_point:
             got = None if y is None else f"shape {tuple(y.shape)} dtype {y.dtype}"
-            raise GraphError(f"task 'node': expected y of shape (N,) with integer labels, got {got}")
+            hint = suited_task_hint(graph, "node") if y is None else ""
+            raise GraphError(f"task 'node': expected y of shape (N,) with integer labels, got {got}{hint}")
         require_split("node", graph.splits, "train", "node split")
         if not bool((y >= 0).any()):
             raise GraphError("task 'node': no node has a label (all y < 0)")

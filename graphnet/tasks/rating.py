@@ -92,7 +92,7 @@ class RatingPrediction:
 
     def setup(self, graph: Graph, model_name: str, model_kwargs: dict[str, Any],
               seed: int) -> tuple[nn.Module, Graph]:
-        require_split("rating", graph.edge_splits, "train", "interactions")
+        require_split("rating", graph.edge_splits, "train", "interactions", graph)
         require_split("rating", graph.edge_splits, "train_rating", "ratings")
         for key in ("num_users", "num_items"):
             if key not in graph.meta:

@@ -90,7 +90,7 @@ class Recommendation:
 
     def setup(self, graph: Graph, model_name: str, model_kwargs: dict[str, Any],
               seed: int) -> tuple[nn.Module, Graph]:
-        require_split("rec", graph.edge_splits, "train", "interactions")
+        require_split("rec", graph.edge_splits, "train", "interactions", graph)
         for key in ("num_users", "num_items"):
             if key not in graph.meta:
                 raise GraphError(f"task 'rec': expected meta[{key!r}], got meta keys {sorted(graph.meta)}")

@@ -40,3 +40,28 @@ def test_model_not_valid_for_task_lists_valid_models(task, model):
 def test_unknown_model_kwarg_is_a_config_error():
     with pytest.raises(ConfigError, match="'mf'.*num_layers"):
         build_model("rec", "mf", ["mf"], 4, 2, num_nodes=3, num_layers=2)
+
+
+def test_a_dataset_given_to_the_wrong_task_names_the_task_it_suits():
+    import torch
+
+    from graphnet.errors import GraphError
+    from graphnet.graph import Graph
+
+    triples = torch.tensor([[0, 0, 1], [1, 1, 2]])
+    kg = Graph.from_edges(triples[:, 0], triples[:, 2], 3, edge_type=triples[:, 1], name="nations",
+                          edge_splits={"train": triples})
+    with pytest.raises(GraphError, match=r"task 'node': expected y of shape \(N,\) with integer labels, got "
+                                         r"None; dataset 'nations' suits task.name = 'kg'"):
+        TASKS["node"]().setup(kg, "gcn", {}, seed=0)
+    cora_like = Graph.from_edges([0, 1], [1, 0], 2, y=torch.tensor([0, 1]), name="cora",
+                                 splits={"train": torch.tensor([0])})
+    for task, what in (("kg", "triples"), ("rec", "interactions"), ("rating", "interactions")):
+        with pytest.raises(GraphError, match=rf"task '{task}': expected {what} 'train', got keys \[\]; "
+                                             r"dataset 'cora' suits task.name = 'node'"):
+            TASKS[task]().setup(cora_like, "gcn", {}, seed=0)
+    pairs, stars = torch.tensor([[0, 0]]), torch.tensor([4.0])
+    ratings = Graph.from_edges([0], [1], 2, name="ml-100k", meta={"num_users": 1, "num_items": 1},
+                               edge_splits={"train": pairs, "train_rating": stars})
+    with pytest.raises(GraphError, match="dataset 'ml-100k' suits task.name = 'rating'"):
+        TASKS["node"]().setup(ratings, "gcn", {}, seed=0)
