@@ -65,6 +65,9 @@ class GraphConv(nn.Module):
 
     ``H = A (X W) + b``, i.e. ``h_i = sum_j a_ij W x_j + b``. Edge weight: ``a_ij`` scales the message
     from j. Normalize beforehand (``ops.gcn_norm(A)`` = D^-1/2 (A + I) D^-1/2 with weighted degrees).
+    DGL users: ``dgl.nn.GraphConv(norm="both")`` given ``edge_weight`` normalizes by *unweighted* degrees;
+    its equal on a weighted graph is ``EdgeWeightNorm("both")`` on the self-looped graph, then
+    ``GraphConv(norm="none")`` with those weights.
 
     Args:
         in_dim: input feature size. out_dim: output feature size.
