@@ -10,8 +10,8 @@
 Exit codes: 0 success; 2 a user mistake (any GraphnetError: config, data, graph; or bad arguments),
 reported as one line on stderr; 1 an unexpected error, one line plus a hint (``--debug`` re-raises it
 with the traceback); 130 interrupted; 141 stdout closed by its reader (``| head``), silently. Only this
-module prints. torch and dgl are imported only by the
-commands that train or load data, so ``--help`` and ``list`` answer at once.
+module prints. torch and dgl are imported only by the commands that train or load data, so ``--help`` and
+``list`` answer at once.
 """
 
 from __future__ import annotations
