@@ -179,10 +179,11 @@ def test_seeds_and_device_arguments(tmp_path):
 
 
 class Killer:
-    """Wraps a task class: raises KeyboardInterrupt when seed ``seed`` reaches epoch ``epoch``."""
+    """Wraps a task class: raises KeyboardInterrupt when seed ``seed`` reaches epoch ``epoch``; its epochs
+    before that take ``slow`` seconds more (work of the killed process that a resumed run must count)."""
 
-    def __init__(self, cls, seed: int, epoch: int):
-        self.cls, self.seed, self.epoch = cls, seed, epoch
+    def __init__(self, cls, seed: int, epoch: int, slow: float = 0.0):
+        self.cls, self.seed, self.epoch, self.slow = cls, seed, epoch, slow
 
     def __call__(self, **kwargs):
         task, killer = self.cls(**kwargs), self
@@ -195,6 +196,8 @@ class Killer:
         def batches(model, graph, epoch, generator):
             if task._seed == killer.seed and epoch == killer.epoch:
                 raise KeyboardInterrupt("simulated kill")
+            if task._seed == killer.seed:
+                time.sleep(killer.slow)
             return original(model, graph, epoch, generator)
 
         task.setup, task.batches = setup, batches
@@ -209,7 +212,7 @@ def test_resume_after_interruption_gives_identical_results(tmp_path, monkeypatch
     ref = run(cfg, out=tmp_path / "ref", seeds=3)
 
     tasks = dict(registry("task"))
-    tasks["node"] = Killer(tasks["node"], seed=1, epoch=10)
+    tasks["node"] = Killer(tasks["node"], seed=1, epoch=10, slow=0.25)  # epochs 0-7 in the checkpoint: 2 s
     monkeypatch.setattr(grun, "registry", lambda kind: tasks if kind == "task" else registry(kind))
     with pytest.raises(KeyboardInterrupt):
         run(cfg, out=tmp_path / "killed", seeds=3)
@@ -230,6 +233,7 @@ def test_resume_after_interruption_gives_identical_results(tmp_path, monkeypatch
     for r in results:  # the resumed seed's total counts the killed process's work too, as train_s does
         t = r["times"]
         assert t["total_s"] >= t["setup_s"] + t["train_s"] + t["eval_s"], t
+    assert results[1]["times"]["train_s"] >= 2.0
     for key, s in ref["metrics"].items():
         assert summary["metrics"][key]["values"] == s["values"], key  # bit-identical on CPU
     ref1 = read_json(Path(ref["run_dir"]) / "seed-1" / "results.json")
