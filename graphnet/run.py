@@ -34,6 +34,7 @@ import datetime as _dt
 import functools
 import json
 import logging
+import shutil
 import subprocess
 import time
 from importlib import metadata
@@ -50,7 +51,7 @@ from graphnet.config import (
     load_config,
     registry,
 )
-from graphnet.errors import ConfigError, DataError
+from graphnet.errors import ConfigError, DataError, GraphnetError
 from graphnet.io import atomic_write_json, atomic_write_text, make_run_dir, remove_temporaries, run_lock
 from graphnet.report import collect, plot_curves, summarize, table_rows, write_tables
 
@@ -108,9 +109,24 @@ def run(cfg: ExperimentConfig | None, out: str | Path = DEFAULT_OUT, seeds: int 
                 atomic_write_text(run_dir / "config.toml", dump_toml(cfg.to_dict()))
             run_dir = distributed.broadcast_object(run_dir)  # one directory for all processes
         log.info("run directory: %s", run_dir)
-        if cfg.sweep:
-            return _run_sweep(cfg, run_dir, progress, resume is not None)
-        return _run_point(cfg, run_dir, progress, resume is not None)
+        try:
+            if cfg.sweep:
+                return _run_sweep(cfg, run_dir, progress, resume is not None)
+            return _run_point(cfg, run_dir, progress, resume is not None)
+        except GraphnetError:
+            # A user mistake found before any seed got far (bad model key, missing file): a directory with
+            # only config.toml in it would look like a run and resume into the same error.
+            if resume is None and distributed.is_main() and distributed.world_size() == 1:
+                _remove_if_nothing_written(run_dir)
+            raise
+
+
+def _remove_if_nothing_written(run_dir: Path) -> None:
+    """Delete ``run_dir`` if no seed wrote a checkpoint or results (config files, .lock, empty dirs only)."""
+    if any(p.name in ("results.json", "checkpoint.pt") for p in run_dir.rglob("*")):
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    log.info("removed %s: the run failed before writing any result", run_dir)
 
 
 def _check_same(cfg: ExperimentConfig, stored: ExperimentConfig, run_dir: Path) -> None:

@@ -24,7 +24,7 @@ import pytest
 
 from graphnet import io as gio
 from graphnet.config import from_dict, load_config
-from graphnet.errors import ConfigError, DataError
+from graphnet.errors import ConfigError, DataError, GraphError
 from graphnet.report import plot_curves
 from graphnet.run import run
 from tests._mirror import use_mirror
@@ -239,6 +239,45 @@ def test_resume_after_interruption_gives_identical_results(tmp_path, monkeypatch
     ref1 = read_json(Path(ref["run_dir"]) / "seed-1" / "results.json")
     assert [{k: v for k, v in h.items() if k != "time_s"} for h in results[1]["history"]] == \
         [{k: v for k, v in h.items() if k != "time_s"} for h in ref1["history"]]
+
+
+def test_a_run_that_fails_before_writing_anything_leaves_no_run_directory(tmp_path, monkeypatch):
+    """A bad model key or a missing file, found once the run directory exists: nothing there to resume."""
+    import graphnet.run as grun
+    from graphnet.config import registry
+
+    bad = from_dict({"name": "k", "data": {"name": "karate"}, "model": {"name": "gcn", "num_layers": 0},
+                     "task": {"name": "node"}, "train": {"epochs": 2, "device": "cpu"}})
+    with pytest.raises(ConfigError, match="num_layers"):
+        run(bad, out=tmp_path, seeds=2)
+    assert list((tmp_path / "k").iterdir()) == []
+    missing = from_dict({"name": "k", "data": {"name": "edgelist", "path": str(tmp_path / "no.csv")},
+                         "model": {"name": "gcn"}, "task": {"name": "node"}, "train": {"device": "cpu"}})
+    with pytest.raises(DataError, match="file not found"):
+        run(missing, out=tmp_path)
+    assert list((tmp_path / "k").iterdir()) == []
+
+    # a failure after a seed finished keeps the directory and that seed's results
+    node = registry("task")["node"]
+
+    def failing_seed_1(**kwargs):
+        task = node(**kwargs)
+        inner = task.setup
+
+        def setup(graph, model_name, model_kwargs, seed):
+            if seed == 1:
+                raise GraphError("seed 1's data is bad")
+            return inner(graph, model_name, model_kwargs, seed)
+
+        task.setup = setup
+        return task
+
+    tasks = {**registry("task"), "node": failing_seed_1}
+    monkeypatch.setattr(grun, "registry", lambda kind: tasks if kind == "task" else registry(kind))
+    with pytest.raises(GraphError, match="seed 1's data is bad"):
+        run(karate(epochs=2), out=tmp_path / "kept", seeds=2)
+    (run_dir,) = (tmp_path / "kept" / "karate_gcn").iterdir()
+    assert (run_dir / "seed-0" / "results.json").is_file()
 
 
 def test_resume_errors(tmp_path):
