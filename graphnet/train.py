@@ -93,6 +93,13 @@ def _set_rng_state(state: dict[str, Any], gen: torch.Generator | None) -> None:
     np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
 
 
+def _task_name(task: Any) -> str:
+    """The config name of ``task`` ('node', ...) for messages; its class name if it is not registered."""
+    from graphnet.tasks import TASKS
+
+    return next((repr(k) for k, cls in TASKS.items() if type(task) is cls), type(task).__name__)
+
+
 class Trainer:
     """Fit a model on a task (see the module docstring).
 
@@ -190,7 +197,7 @@ class Trainer:
                     rec.update(metrics)
                     if monitor not in metrics:
                         raise ConfigError(f"train.monitor={monitor!r} is not a metric of task "
-                                          f"{type(task).__name__}; available: "
+                                          f"{_task_name(task)}; available: "
                                           f"{', '.join(sorted(metrics)) or 'none'}")
                     value = rec[monitor]
                     keep, improved = self._select(rec, monitor, higher, s)

@@ -65,3 +65,20 @@ def test_a_dataset_given_to_the_wrong_task_names_the_task_it_suits():
                                edge_splits={"train": pairs, "train_rating": stars})
     with pytest.raises(GraphError, match="dataset 'ml-100k' suits task.name = 'rating'"):
         TASKS["node"]().setup(ratings, "gcn", {}, seed=0)
+
+
+def test_an_unknown_monitor_names_the_task_by_its_config_name():
+    import torch
+
+    from graphnet.config import TrainConfig
+    from graphnet.graph import Graph
+    from graphnet.train import Trainer
+
+    g = Graph.from_edges([0, 1, 2, 3], [1, 0, 3, 2], 4, X=torch.eye(4), y=torch.tensor([0, 0, 1, 1]),
+                         splits={"train": torch.tensor([0, 2]), "val": torch.tensor([1, 3])})
+    task = TASKS["node"]()
+    model, prepared = task.setup(g, "gcn", {}, seed=0)
+    with pytest.raises(ConfigError, match=r"train.monitor='val_acc' is not a metric of task 'node'; "
+                                          r"available: val_accuracy, val_loss"):
+        trainer = Trainer(TrainConfig(device="cpu", epochs=1, monitor="val_acc"), progress=False)
+        trainer.fit(model, task, prepared)
