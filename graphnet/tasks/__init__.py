@@ -15,6 +15,7 @@ model's ``preprocess`` once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -44,8 +45,8 @@ def build_model(task: str, name: str, valid: Iterable[str], in_dim: int, out_dim
                 **kwargs: Any) -> nn.Module:
     """``registry[name](in_dim, out_dim, **kwargs)`` after checking ``name`` is valid for ``task``.
 
-    Raises ConfigError naming the task and its valid models for an unknown/unsuitable name, and for keyword
-    arguments the model does not take.
+    Raises ConfigError naming the task and its valid models for an unknown/unsuitable name, for keyword
+    arguments the model does not take, and, prefixed with ``model.<key>``, for a value the model refuses.
     """
     registry = model_registry()
     valid = [n for n in valid if n in registry]
@@ -58,6 +59,11 @@ def build_model(task: str, name: str, valid: Iterable[str], in_dim: int, out_dim
         if "argument" not in str(e):
             raise
         raise ConfigError(f"model {name!r} (task {task!r}): {e}") from e
+    except ConfigError as e:  # "GCN: expected num_layers to be ...": name the config key, as every error does
+        key = next((k for k in kwargs if re.search(rf"\b{re.escape(k)}\b", str(e))), None)
+        if key is None:
+            raise
+        raise ConfigError(f"model.{key}: {e}") from e
 
 
 class NodeEncoder(nn.Module):

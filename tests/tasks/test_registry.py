@@ -82,3 +82,11 @@ def test_an_unknown_monitor_names_the_task_by_its_config_name():
                                           r"available: val_accuracy, val_loss"):
         trainer = Trainer(TrainConfig(device="cpu", epochs=1, monitor="val_acc"), progress=False)
         trainer.fit(model, task, prepared)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("num_layers", 0, r"model.num_layers: GCN: expected num_layers to be an integer >= 1, got 0"),
+    ("dropout", 1.5, r"model.dropout: GCN: expected 0 <= dropout < 1, got 1.5")])
+def test_a_value_the_model_refuses_names_its_config_key(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        build_model("node", "gcn", ["gcn"], 4, 2, **{key: value})
