@@ -37,12 +37,17 @@ def strict_int(tok: str) -> int:
     return int(tok)
 
 
+def not_found(what: str, path: Path, kind: str = "file") -> DataError:
+    """The DataError for a missing user file or path; a relative one also shows where it was looked for."""
+    where = "" if path.is_absolute() else f" (relative paths are read from the working directory: " \
+                                           f"{path.resolve()})"
+    return DataError(f"{what}: {kind} not found: {path}{where}")
+
+
 def read_text(path: Path, what: str) -> str:
     """The file as UTF-8 text; a missing file or a bad byte is a DataError naming the file (and line)."""
     if not path.is_file():
-        where = "" if path.is_absolute() else f" (relative paths are read from the working directory: " \
-                                               f"{path.resolve()})"
-        raise DataError(f"{what}: file not found: {path}{where}")
+        raise not_found(what, path)
     data = path.read_bytes()
     try:
         return data.decode("utf-8")
@@ -309,7 +314,7 @@ def load_triples(path: str | Path, train: str | None = None, valid: str | None =
 
     path = Path(path)
     if not path.exists():
-        raise DataError(f"triples: path not found: {path}")
+        raise not_found("triples", path, "path")
     card = {"name": path.stem, "loader": "triples", "files": [], "options": {}}
     names = {"train": path.name, "valid": "", "test": ""} if path.is_file() else {}
     names.update({k: v for k, v in (("train", train), ("valid", valid), ("test", test)) if v is not None})
@@ -330,7 +335,7 @@ def load_interactions(path: str | Path, test_path: str = "", sep: str = "", head
 
     path = Path(path)
     if not path.exists():
-        raise DataError(f"interactions: path not found: {path}")
+        raise not_found("interactions", path, "path")
     card = {"name": path.stem, "loader": "interactions", "files": [], "options": {}}
     file = {"path": path.name} if path.is_file() else {}
     return recsys.load_interactions(card, path if path.is_dir() else path.parent, test_path=test_path,

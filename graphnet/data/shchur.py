@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from graphnet.data.generic import not_found
 from graphnet.errors import DataError
 
 
@@ -37,7 +38,7 @@ def read_npz(path: Path, what: str) -> dict[str, Any]:
     import scipy.sparse as sp
 
     if not path.is_file():
-        raise DataError(f"{what}: file not found: {path}")
+        raise not_found(what, path)
     try:
         with np.load(path, allow_pickle=False) as d:
             keys = set(d.files)

@@ -579,9 +579,10 @@ def test_load_takes_the_generic_loaders_by_name(tmp_path):
         graphnet.load("edgelist", root=tmp_path, path="x.csv")
     with pytest.raises(DataError, match="loader 'edgelist' needs key 'path'"):
         graphnet.load("edgelist")
-    with pytest.raises(DataError, match=r"file not found: no/such.csv \(relative paths are read from the "
-                                         r"working directory: /.*/no/such.csv\)"):
-        graphnet.load("edgelist", path="no/such.csv")
+    for name, kind in (("edgelist", "file"), ("npz", "file"), ("triples", "path"), ("interactions", "path")):
+        with pytest.raises(DataError, match=rf"{kind} not found: no/such.csv \(relative paths are read from "
+                                             r"the working directory: /.*/no/such.csv\)"):
+            graphnet.load(name, path="no/such.csv")
 
 
 def test_edgelist_names_labels_and_comments():
