@@ -22,6 +22,19 @@ def _fit(task, model, graph, epochs: int, lr: float) -> list[float]:
     return out
 
 
+def _with_split_entry(graph, key: str, row: int, col: int, value):
+    """A copy of ``graph`` whose ``edge_splits[key][row, col]`` is ``value`` (the original is untouched)."""
+    entries = graph.edge_splits[key].clone()
+    entries[row, col] = value
+    return graph.replace(edge_splits={**graph.edge_splits, key: entries})
+
+
+@pytest.fixture
+def with_split_entry():
+    """``with_split_entry(graph, key, row, col, value)`` -> a copy with that one entry of a split changed."""
+    return _with_split_entry
+
+
 @pytest.fixture
 def fit_task():
     """``fit_task(task, model, graph, epochs, lr)`` -> epoch-mean losses (the loop only tests need)."""

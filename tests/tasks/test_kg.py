@@ -195,11 +195,10 @@ def test_errors():
     ("test", 0, 1, 2, r"relation id 2 out of range, expected 0\.\.1"),
     ("val", 0, 2, -1, r"tail entity id -1 out of range, expected 0\.\.4"),
     ("train", 3, 0, 5, r"head entity id 5 out of range, expected 0\.\.4")])
-def test_out_of_range_triple_ids_are_refused_by_split_row_and_column(key, row, col, bad, what):
+def test_out_of_range_triple_ids_are_refused_by_split_row_and_column(key, row, col, bad, what,
+                                                                     with_split_entry):
     graph = tiny_kg()
-    triples = graph.edge_splits[key].clone()
-    triples[row, col] = bad
-    broken = graph.replace(edge_splits={**graph.edge_splits, key: triples})
+    broken = with_split_entry(graph, key, row, col, bad)
     where = rf"task 'kg': edge_splits\['{key}'\] row {row} column {col}"
     with pytest.raises(GraphError, match=f"{where}: {what}"):
         KGCompletion().setup(broken, "distmult", {}, seed=0)

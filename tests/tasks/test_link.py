@@ -227,12 +227,10 @@ def test_unknown_decoder_or_model():
 
 @pytest.mark.parametrize("key, row, col, bad",
                          [("val", 2, 0, -1), ("test_neg", 0, 1, 24), ("train", 5, 1, 99)])
-def test_out_of_range_pair_ids_are_refused_by_split_row_and_column(key, row, col, bad):
+def test_out_of_range_pair_ids_are_refused_by_split_row_and_column(key, row, col, bad, with_split_entry):
     # Indexing would wrap -1 around to the last node and make a key n * src + dst collide with another pair's.
     graph = link_split(clusters(), seed=0)  # 24 nodes
-    pairs = graph.edge_splits[key].clone()
-    pairs[row, col] = bad
-    broken = graph.replace(edge_splits={**graph.edge_splits, key: pairs})
+    broken = with_split_entry(graph, key, row, col, bad)
     with pytest.raises(GraphError, match=rf"edge_splits\['{key}'\] row {row} column {col}: node id {bad} "
                                          r"out of range, expected 0\.\.23"):
         LinkPrediction().setup(broken, "gcn", {}, seed=0)

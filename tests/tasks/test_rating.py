@@ -96,15 +96,13 @@ def test_cross_entropy_targets_are_rating_classes():
     assert float(task.loss(model, g, batch)) == pytest.approx(float(F.cross_entropy(logits, cls)), rel=1e-5)
 
 
-def test_errors():
+def test_errors(with_split_entry):
     with pytest.raises(ConfigError, match="loss"):
         RatingPrediction(loss="hinge")
     with pytest.raises(ConfigError, match="task 'rating'"):
         RatingPrediction().setup(ratings_graph(), "distmult", {}, seed=0)
     graph = ratings_graph()  # 8 users, 10 items
-    pairs = graph.edge_splits["test"].clone()
-    pairs[2, 1] = 10  # item node U + 10 = 18 is past the 18 nodes of A
-    broken = graph.replace(edge_splits={**graph.edge_splits, "test": pairs})
+    broken = with_split_entry(graph, "test", 2, 1, 10)  # item node U + 10 = 18 is past the 18 nodes of A
     with pytest.raises(GraphError, match=r"task 'rating': edge_splits\['test'\] row 2 column 1: item id 10 "
                                          r"out of range, expected 0\.\.9"):
         RatingPrediction().setup(broken, "gcmc", {}, seed=0)

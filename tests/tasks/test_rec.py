@@ -256,11 +256,9 @@ def test_full_sort_fewer_items_than_k():
     # item 15 of 15 would share the key u * 15 + i with user u + 1's item 0
     ("test", 1, 1, 15, r"item id 15 out of range, expected 0\.\.14"),
     ("train", 0, 0, -1, r"user id -1 out of range, expected 0\.\.11")])
-def test_out_of_range_user_or_item_ids_are_refused(key, row, col, bad, what):
+def test_out_of_range_user_or_item_ids_are_refused(key, row, col, bad, what, with_split_entry):
     graph = random_interactions()  # 12 users, 15 items
-    pairs = graph.edge_splits[key].clone()
-    pairs[row, col] = bad
-    broken = graph.replace(edge_splits={**graph.edge_splits, key: pairs})
+    broken = with_split_entry(graph, key, row, col, bad)
     where = rf"task 'rec': edge_splits\['{key}'\] row {row} column {col}"
     with pytest.raises(GraphError, match=f"{where}: {what}"):
         Recommendation().setup(broken, "mf", {}, seed=0)
